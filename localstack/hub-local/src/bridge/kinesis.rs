@@ -1,0 +1,155 @@
+//! Kinesis delivery with batching: messages arrive one by one from MQTT, but PutRecords
+//! takes up to 500 at once, which is what keeps the bridge from being the bottleneck.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::warn;
+
+const MAX_RECORDS: usize = 500;
+const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+const MAX_RECORD_BYTES: usize = 1024 * 1024;
+const LINGER: Duration = Duration::from_millis(5);
+const RETRIES: u32 = 3;
+const CONCURRENT_CALLS: usize = 4;
+
+pub type Outcome = Result<(), String>;
+
+struct Record {
+    stream: String,
+    partition_key: String,
+    data: Vec<u8>,
+    done: oneshot::Sender<Outcome>,
+}
+
+#[derive(Clone)]
+pub struct KinesisSink {
+    tx: mpsc::Sender<Record>,
+}
+
+impl KinesisSink {
+    pub fn spawn(client: aws_sdk_kinesis::Client) -> Self {
+        let (tx, rx) = mpsc::channel(10_000);
+        tokio::spawn(batcher(client, rx));
+        Self { tx }
+    }
+
+    /// Puts one record; resolves when Kinesis accepted or finally refused it.
+    pub async fn put(&self, stream: String, partition_key: String, data: Vec<u8>) -> Outcome {
+        let size = data.len() + partition_key.len();
+        if size > MAX_RECORD_BYTES {
+            return Err(format!(
+                "record of {size} bytes exceeds the Kinesis limit of {MAX_RECORD_BYTES} bytes"
+            ));
+        }
+        let (done, result) = oneshot::channel();
+        let record = Record {
+            stream,
+            partition_key,
+            data,
+            done,
+        };
+        if self.tx.send(record).await.is_err() {
+            return Err("Kinesis sink stopped".into());
+        }
+        result
+            .await
+            .unwrap_or_else(|_| Err("Kinesis sink dropped the record".into()))
+    }
+}
+
+async fn batcher(client: aws_sdk_kinesis::Client, mut rx: mpsc::Receiver<Record>) {
+    let calls = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut bytes = batch[0].data.len();
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < MAX_RECORDS && bytes < MAX_BATCH_BYTES - MAX_RECORD_BYTES {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(record)) => {
+                    bytes += record.data.len() + record.partition_key.len();
+                    batch.push(record);
+                }
+                _ => break,
+            }
+        }
+        let mut by_stream: HashMap<String, Vec<Record>> = HashMap::new();
+        for record in batch {
+            by_stream
+                .entry(record.stream.clone())
+                .or_default()
+                .push(record);
+        }
+        for (stream, records) in by_stream {
+            let permit = calls.clone().acquire_owned().await.expect("semaphore open");
+            let client = client.clone();
+            tokio::spawn(async move {
+                put_records(&client, &stream, records).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, mut records: Vec<Record>) {
+    for attempt in 0..=RETRIES {
+        let entries: Vec<PutRecordsRequestEntry> = records
+            .iter()
+            .map(|r| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&r.partition_key)
+                    .data(Blob::new(r.data.clone()))
+                    .build()
+                    .expect("partition key and data are set")
+            })
+            .collect();
+        let response = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await;
+        let output = match response {
+            Ok(output) => output,
+            Err(err) => {
+                let error = aws_sdk_kinesis::error::DisplayErrorContext(&err).to_string();
+                for record in records {
+                    let _ = record.done.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        let mut retry = Vec::new();
+        for (record, result) in records.into_iter().zip(output.records()) {
+            match result.error_code() {
+                None => {
+                    let _ = record.done.send(Ok(()));
+                }
+                Some(code) if is_retryable(code) && attempt < RETRIES => retry.push(record),
+                Some(code) => {
+                    let message = result.error_message().unwrap_or_default();
+                    let _ = record.done.send(Err(format!("{code}: {message}")));
+                }
+            }
+        }
+        if retry.is_empty() {
+            return;
+        }
+        warn!(
+            stream,
+            records = retry.len(),
+            attempt,
+            "retrying throttled Kinesis records"
+        );
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        records = retry;
+    }
+}
+
+fn is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException" | "InternalFailure"
+    )
+}
