@@ -1,1 +1,278 @@
+//! Helpers that drive the deployed local stack from outside, as a device or an operator
+//! would: register a device through the IoT API, connect to Mosquitto with its
+//! certificate, read what reached Kinesis. The end-to-end tests and the demo share them.
+//!
+//! `localstack/up.sh` writes `stack.env` and `outputs.json` into the stack directory;
+//! everything here starts from `HUB_STACK_DIR`.
 
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use hub_mqtt::ClientIdentity;
+use hub_runtime::AwsEnv;
+use rumqttc::{AsyncClient, Event, EventLoop, Packet};
+
+/// The deployed local stack, as described by its stack directory.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub ca_pem: Vec<u8>,
+    pub outputs: BTreeMap<String, String>,
+    pub aws: AwsEnv,
+}
+
+impl Stack {
+    /// Loads the stack that `HUB_STACK_DIR` points at and exports its AWS settings, so
+    /// that SDK clients talk to the emulator.
+    pub async fn from_env() -> Result<Self> {
+        let dir = PathBuf::from(
+            std::env::var("HUB_STACK_DIR")
+                .context("HUB_STACK_DIR is not set: start the stack with localstack/up.sh")?,
+        );
+        let env = read_env_file(&dir.join("stack.env"))?;
+        for key in [
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            let value = env
+                .get(key)
+                .with_context(|| format!("{key} missing from stack.env"))?;
+            // Tests and the demo are single-purpose processes; setting these once, before
+            // any client exists, is how the SDK's own configuration chain is meant to be fed.
+            std::env::set_var(key, value);
+        }
+        let outputs: BTreeMap<String, String> = serde_json::from_slice(
+            &std::fs::read(dir.join("outputs.json")).context("reading outputs.json")?,
+        )?;
+        Ok(Self {
+            mqtt_host: env
+                .get("HUB_MQTT_HOST")
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            mqtt_port: env
+                .get("HUB_MQTT_PORT")
+                .context("HUB_MQTT_PORT missing from stack.env")?
+                .parse()?,
+            ca_pem: std::fs::read(dir.join("pki/ca.pem")).context("reading the stack CA")?,
+            outputs,
+            aws: AwsEnv::load().await,
+            dir,
+        })
+    }
+
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs
+            .get(key)
+            .unwrap_or_else(|| panic!("stack output {key} missing"))
+    }
+
+    pub fn iot(&self) -> aws_sdk_iot::Client {
+        aws_sdk_iot::Client::new(&self.aws.sdk)
+    }
+
+    pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        aws_sdk_kinesis::Client::new(&self.aws.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws.sdk)
+    }
+
+    /// Connects to Mosquitto and waits for the CONNACK. Fails if the broker refuses the
+    /// client (TLS handshake or MQTT), which is what the security tests look for.
+    pub async fn connect(
+        &self,
+        client_id: &str,
+        identity: Option<&ClientIdentity>,
+    ) -> Result<(AsyncClient, EventLoop)> {
+        self.connect_trusting(client_id, identity, &self.ca_pem)
+            .await
+    }
+
+    pub async fn connect_trusting(
+        &self,
+        client_id: &str,
+        identity: Option<&ClientIdentity>,
+        ca_pem: &[u8],
+    ) -> Result<(AsyncClient, EventLoop)> {
+        let tls = hub_mqtt::tls_config(ca_pem, identity)?;
+        let options = hub_mqtt::mqtt_options(client_id, &self.mqtt_host, self.mqtt_port, tls);
+        let (client, mut events) = AsyncClient::new(options, 100);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                    if ack.code == rumqttc::ConnectReturnCode::Success {
+                        return Ok((client, events));
+                    }
+                    bail!("broker refused the connection: {:?}", ack.code);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => bail!("connection failed: {err}"),
+                Err(_) => bail!("no CONNACK within 10 s"),
+            }
+        }
+    }
+
+    /// Registers a device the way operators do on AWS: a thing, a certificate signed from
+    /// the device's own CSR (CN = device id, the key never leaves the device), the device
+    /// policy and the thing attached to the certificate.
+    pub async fn register_device(&self, device_id: &str) -> Result<Device> {
+        let iot = self.iot();
+        iot.create_thing().thing_name(device_id).send().await?;
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, device_id);
+        let csr = params.serialize_request(&key)?.pem()?;
+        let cert = iot
+            .create_certificate_from_csr()
+            .certificate_signing_request(csr)
+            .set_as_active(true)
+            .send()
+            .await?;
+        let arn = cert.certificate_arn().context("certificate ARN")?;
+        iot.attach_policy()
+            .policy_name(self.output("DevicePolicyName"))
+            .target(arn)
+            .send()
+            .await?;
+        iot.attach_thing_principal()
+            .thing_name(device_id)
+            .principal(arn)
+            .send()
+            .await?;
+        Ok(Device {
+            id: device_id.to_owned(),
+            certificate_id: cert.certificate_id().context("certificate id")?.to_owned(),
+            identity: ClientIdentity {
+                cert_pem: cert
+                    .certificate_pem()
+                    .context("certificate PEM")?
+                    .as_bytes()
+                    .to_vec(),
+                key_pem: key.serialize_pem().into_bytes(),
+            },
+        })
+    }
+}
+
+/// A registered device and the credentials it holds.
+pub struct Device {
+    pub id: String,
+    pub certificate_id: String,
+    pub identity: ClientIdentity,
+}
+
+/// A record read back from a Kinesis stream.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// Reads every shard of `stream` from the start until a record satisfies `wanted`.
+pub async fn find_record(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    timeout: Duration,
+    wanted: impl Fn(&StreamRecord) -> bool,
+) -> Result<StreamRecord> {
+    let shards = kinesis.list_shards().stream_name(stream).send().await?;
+    let mut iterators = Vec::new();
+    for shard in shards.shards() {
+        let iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await?
+            .shard_iterator
+            .context("shard iterator")?;
+        iterators.push((shard.shard_id().to_owned(), Some(iterator)));
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        for (shard_id, iterator) in iterators.iter_mut() {
+            let Some(current) = iterator.take() else {
+                continue;
+            };
+            let out = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(1000)
+                .send()
+                .await?;
+            for record in out.records() {
+                let record = StreamRecord {
+                    shard_id: shard_id.clone(),
+                    sequence_number: record.sequence_number().to_owned(),
+                    partition_key: record.partition_key().unwrap_or_default().to_owned(),
+                    data: record.data().as_ref().to_vec(),
+                };
+                if wanted(&record) {
+                    return Ok(record);
+                }
+            }
+            *iterator = out.next_shard_iterator;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(anyhow!("no matching record on {stream} within {timeout:?}"))
+}
+
+/// Keeps an MQTT event loop running (acks, pings) and forwards incoming publishes.
+pub fn drive(mut events: EventLoop) -> tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if tx.send(publish).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    rx
+}
+
+/// A unique id for test resources, so runs and parallel tests never collide.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().trim_start_matches("export ").to_owned(),
+                v.trim().to_owned(),
+            )
+        })
+        .collect())
+}

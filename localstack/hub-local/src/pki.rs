@@ -37,6 +37,7 @@ pub fn init(pki_dir: &Path, seed_file: &Path, bridge_username: &str) -> Result<(
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    ca_params.key_identifier_method = KeyIdMethod::PreSpecified(key_identifier(&ca_key));
     validity(&mut ca_params, 3650);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     write_private(&pki_dir.join(CA_KEY), &ca_key.serialize_pem())?;
@@ -107,7 +108,7 @@ pub fn write_crl(pki_dir: &Path, number: u64, refused: &[Refused]) -> Result<()>
                 invalidity_date: None,
             })
             .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
+        key_identifier_method: KeyIdMethod::PreSpecified(key_identifier(issuer.key())),
     };
     let crl = params.signed_by(&issuer)?.pem()?;
     let tmp = pki_dir.join(format!("{CRL}.tmp"));
@@ -129,6 +130,16 @@ pub fn serial_of(cert_pem: &str) -> Result<Vec<u8>> {
         .position(|&b| b != 0)
         .unwrap_or(raw.len().saturating_sub(1));
     Ok(raw[first..].to_vec())
+}
+
+/// RFC 5280 key identifier, method 1: SHA-1 of the subject public key. The emulator
+/// writes the Authority Key Identifier of the certificates it signs this way, and OpenSSL
+/// (Mosquitto) matches it against the CA's Subject Key Identifier to find the issuer.
+fn key_identifier(key: &KeyPair) -> Vec<u8> {
+    use rcgen::PublicKeyData;
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key.der_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 fn name(common_name: &str) -> DistinguishedName {

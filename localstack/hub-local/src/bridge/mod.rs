@@ -120,6 +120,18 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
                 let filters = filters(&rules.read().expect("rules lock").clone());
                 subscribe(&client, &filters).await;
             }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    .count();
+                if refused > 0 {
+                    error!(refused, "Mosquitto refused bridge subscriptions");
+                } else {
+                    info!(filters = ack.return_codes.len(), "subscribed");
+                }
+            }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let permit = in_flight
                     .clone()

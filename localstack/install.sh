@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the checks need, from the package registries only:
+# Mosquitto (Debian), ministack in its own venv, SAM CLI and cfn-lint in another.
+# Idempotent: a second run checks versions and returns in about a second.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v mosquitto >/dev/null || ! command -v curl >/dev/null; then
+  hub_log "installing mosquitto and curl from apt"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    mosquitto curl ca-certificates >/dev/null
+fi
+
+# venv NAME MARKER PACKAGES...: a venv with exactly these pinned packages.
+venv() {
+  local name=$1 marker=$2; shift 2
+  local dir="$HUB_VENV_DIR/$name"
+  if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$marker" ]; then
+    return
+  fi
+  hub_log "installing $* into $dir"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+  echo "$marker" > "$dir/.installed"
+}
+
+venv emulator "ministack==$HUB_MINISTACK_VERSION" "ministack[full]==$HUB_MINISTACK_VERSION"
+venv tools "sam=$HUB_SAM_CLI_VERSION cfn-lint=$HUB_CFN_LINT_VERSION" \
+  "aws-sam-cli==$HUB_SAM_CLI_VERSION" "cfn-lint==$HUB_CFN_LINT_VERSION"
+
+command -v cargo >/dev/null || hub_die "cargo is required (rustup.rs)"
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+hub_log "tools installed"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command: installs what the checks need, lints, builds, runs the unit tests,
+# starts a local stack of its own (its own ports and state directory, so a running demo
+# stack is left alone), runs the end-to-end tests against it, and stops it again.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$HUB_ROOT"
+
+export HUB_STACK_NAME=iot-hub-test
+export HUB_STACK_DIR="$HUB_ROOT/.local/test-stack"
+export HUB_EMULATOR_PORT="${HUB_TEST_EMULATOR_PORT:-4610}"
+export HUB_MQTT_PORT="${HUB_TEST_MQTT_PORT:-18883}"
+
+timings=()
+step() {
+  local name=$1; shift
+  local started=$SECONDS
+  hub_log "== $name"
+  "$@"
+  timings+=("$(printf '%-22s %4ss' "$name" $((SECONDS - started)))")
+}
+
+step "install" "$HUB_ROOT/localstack/install.sh"
+step "format" cargo fmt --all -- --check
+step "template lint" bash -c '
+  "$HUB_VENV_DIR/tools/bin/cfn-lint" template.yaml &&
+  "$HUB_VENV_DIR/tools/bin/sam" validate --lint --template template.yaml'
+step "build" cargo build --workspace --all-targets
+step "clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "unit tests" cargo test --workspace --exclude hub-e2e
+
+trap '"$HUB_ROOT/localstack/down.sh"' EXIT
+step "local stack up" "$HUB_ROOT/localstack/up.sh"
+step "end-to-end tests" cargo test -p hub-e2e
+
+hub_log "all checks passed in ${SECONDS}s"
+printf '  %s\n' "${timings[@]}" >&2

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Starts the local stack from a fresh state: emulator (seeded with the local CA), the
+# template deployed into it, Mosquitto with mutual TLS and ACLs from the deployed IoT
+# policy, and the bridge that runs the IoT rules. Loopback only; PIDs in $HUB_STACK_DIR/pids.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+stack="$HUB_STACK_DIR"
+pids="$stack/pids"
+if [ -d "$pids" ] && ls "$pids"/*.pid >/dev/null 2>&1; then
+  hub_log "a stack is already running from $stack; stopping it first"
+  "$HUB_ROOT/localstack/down.sh"
+fi
+for port in "$HUB_EMULATOR_PORT" "$HUB_MQTT_PORT"; do
+  ! hub_port_open "$port" || hub_die "port $port is in use (set HUB_EMULATOR_PORT / HUB_MQTT_PORT)"
+done
+rm -rf "$stack"
+mkdir -p "$pids" "$stack/emulator-state" "$stack/tmp" "$stack/logs" "$stack/mosquitto"
+
+hub_log "building hub-local"
+# The same selection as the test command builds, so features unify the same way and
+# nothing is compiled twice.
+cargo build -q --workspace --all-targets
+hub_local="$CARGO_TARGET_DIR/debug/hub-local"
+
+"$hub_local" pki-init --pki-dir "$stack/pki" --seed-file "$stack/emulator-state/iot.json"
+
+endpoint="http://127.0.0.1:$HUB_EMULATOR_PORT"
+hub_log "starting the emulator on $endpoint"
+# IOT_MTLS_ENABLED=0: its own MQTT listener binds 0.0.0.0; devices use Mosquitto instead.
+# AWS_ENDPOINT_URL: the functions it runs reach the emulator, not AWS.
+(
+  cd "$stack"
+  exec env GATEWAY_PORT="$HUB_EMULATOR_PORT" BIND_HOST=127.0.0.1 \
+    PERSIST_STATE=1 STATE_DIR="$stack/emulator-state" TMPDIR="$stack/tmp" \
+    IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 AWS_ENDPOINT_URL="$endpoint" \
+    "$HUB_VENV_DIR/emulator/bin/python" -m ministack
+) >"$stack/logs/emulator.log" 2>&1 &
+echo $! > "$pids/emulator.pid"
+hub_wait 60 "emulator" curl -sf "$endpoint/_ministack/health" \
+  || hub_die "emulator did not start; see $stack/logs/emulator.log"
+curl -sf "$endpoint/_ministack/iot/ca.pem" | cmp -s - "$stack/pki/ca.pem" \
+  || hub_die "the emulator is not using the local CA (state seed not loaded)"
+
+export AWS_ENDPOINT_URL="$endpoint"
+hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
+"$hub_local" deploy --stack-name "$HUB_STACK_NAME" --template "$HUB_ROOT/template.yaml" \
+  --parameter Architecture=x86_64 --parameter RawStreamShards=2 \
+  --outputs-file "$stack/outputs.json"
+
+policy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["DevicePolicyName"])' "$stack/outputs.json")
+"$hub_local" mosquitto-config --policy-name "$policy" --pki-dir "$stack/pki" \
+  --port "$HUB_MQTT_PORT" --dir "$stack/mosquitto"
+hub_log "starting Mosquitto on 127.0.0.1:$HUB_MQTT_PORT"
+mosquitto -c "$stack/mosquitto/mosquitto.conf" >"$stack/logs/mosquitto.out" 2>&1 &
+echo $! > "$pids/mosquitto.pid"
+hub_wait 20 "Mosquitto" hub_port_open "$HUB_MQTT_PORT" \
+  || hub_die "Mosquitto did not start; see $stack/mosquitto/mosquitto.log"
+
+hub_log "starting the bridge"
+"$hub_local" bridge --mqtt-port "$HUB_MQTT_PORT" --pki-dir "$stack/pki" \
+  --mosquitto-pid-file "$pids/mosquitto.pid" >"$stack/logs/bridge.log" 2>&1 &
+echo $! > "$pids/bridge.pid"
+hub_wait 30 "bridge" grep -q '"subscribed"' "$stack/logs/bridge.log" \
+  || hub_die "the bridge did not subscribe; see $stack/logs/bridge.log"
+
+cat > "$stack/stack.env" <<ENV
+# Source this file to talk to the local stack (aws CLI, SDKs, tests).
+export HUB_STACK_NAME=$HUB_STACK_NAME
+export HUB_STACK_DIR=$stack
+export HUB_MQTT_HOST=127.0.0.1
+export HUB_MQTT_PORT=$HUB_MQTT_PORT
+export AWS_ENDPOINT_URL=$endpoint
+export AWS_REGION=$AWS_REGION
+export AWS_DEFAULT_REGION=$AWS_REGION
+export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+export AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+ENV
+hub_log "local stack up in ${SECONDS}s: source $stack/stack.env"

@@ -1,0 +1,220 @@
+//! Mosquitto in the local stack refuses what AWS IoT Core refuses: clients without a
+//! certificate, certificates from another CA, revoked certificates, and devices reaching
+//! for another device's topics.
+
+use std::time::{Duration, Instant};
+
+use hub_e2e::{drive, unique, Stack};
+use hub_mqtt::ClientIdentity;
+use rumqttc::QoS;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_without_certificate_cannot_connect() {
+    let stack = Stack::from_env().await.unwrap();
+    let result = stack.connect(&unique("anon"), None).await;
+    assert!(result.is_err(), "a client without a certificate connected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_from_unknown_ca_cannot_connect() {
+    let stack = Stack::from_env().await.unwrap();
+    // A CA the stack has never seen, issuing a certificate with a plausible device CN.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Rogue CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let device_id = unique("rogue");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, device_id.as_str());
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let identity = ClientIdentity {
+        cert_pem: cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    };
+    let result = stack.connect(&device_id, Some(&identity)).await;
+    assert!(
+        result.is_err(),
+        "a certificate from an unknown CA connected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_certificate_cannot_connect() {
+    let stack = Stack::from_env().await.unwrap();
+    let device = stack.register_device(&unique("revoked")).await.unwrap();
+    let (client, _events) = stack
+        .connect(&device.id, Some(&device.identity))
+        .await
+        .expect("an active certificate connects");
+    client.disconnect().await.ok();
+
+    stack
+        .iot()
+        .update_certificate()
+        .certificate_id(&device.certificate_id)
+        .new_status(aws_sdk_iot::types::CertificateStatus::Revoked)
+        .send()
+        .await
+        .unwrap();
+
+    // The bridge turns the new status into a CRL within about a second.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match stack.connect(&device.id, Some(&device.identity)).await {
+            Err(_) => break,
+            Ok((client, _)) => {
+                client.disconnect().await.ok();
+                assert!(
+                    Instant::now() < deadline,
+                    "revoked certificate still accepted after 15 s"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    // And it stays refused.
+    assert!(stack
+        .connect(&device.id, Some(&device.identity))
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inactive_certificate_cannot_connect() {
+    let stack = Stack::from_env().await.unwrap();
+    let device = stack.register_device(&unique("inactive")).await.unwrap();
+    stack
+        .iot()
+        .update_certificate()
+        .certificate_id(&device.certificate_id)
+        .new_status(aws_sdk_iot::types::CertificateStatus::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Ok((client, _)) = stack.connect(&device.id, Some(&device.identity)).await {
+        client.disconnect().await.ok();
+        assert!(
+            Instant::now() < deadline,
+            "inactive certificate still accepted after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_cannot_publish_on_another_devices_topic() {
+    let stack = Stack::from_env().await.unwrap();
+    let victim = stack.register_device(&unique("victim")).await.unwrap();
+    let intruder = stack.register_device(&unique("intruder")).await.unwrap();
+
+    let (victim_client, victim_events) = stack
+        .connect(&victim.id, Some(&victim.identity))
+        .await
+        .unwrap();
+    let topic = format!("devices/{}/telemetry", victim.id);
+    victim_client
+        .subscribe(&topic, QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut received = drive(victim_events);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (intruder_client, intruder_events) = stack
+        .connect(&intruder.id, Some(&intruder.identity))
+        .await
+        .unwrap();
+    let _intruder_rx = drive(intruder_events);
+    intruder_client
+        .publish(&topic, QoS::AtLeastOnce, false, b"forged".to_vec())
+        .await
+        .unwrap();
+    // Then the victim's own message, as a positive control that delivery works.
+    victim_client
+        .publish(&topic, QoS::AtLeastOnce, false, b"genuine".to_vec())
+        .await
+        .unwrap();
+
+    let mut payloads = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(publish)) = tokio::time::timeout_at(deadline, received.recv()).await {
+        payloads.push(String::from_utf8_lossy(&publish.payload).into_owned());
+    }
+    assert!(
+        payloads.contains(&"genuine".to_owned()),
+        "control message missing: {payloads:?}"
+    );
+    assert!(
+        !payloads.contains(&"forged".to_owned()),
+        "forged message delivered: {payloads:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_cannot_receive_another_devices_messages() {
+    // AWS answers such a SUBSCRIBE with a failure code; Mosquitto 2.0 accepts it and then
+    // withholds every message the read ACL denies. Either way nothing may arrive.
+    let stack = Stack::from_env().await.unwrap();
+    let victim = stack.register_device(&unique("victim")).await.unwrap();
+    let snoop = stack.register_device(&unique("snoop")).await.unwrap();
+
+    let (snoop_client, snoop_events) = stack
+        .connect(&snoop.id, Some(&snoop.identity))
+        .await
+        .unwrap();
+    snoop_client
+        .subscribe(format!("devices/{}/#", victim.id), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    snoop_client
+        .subscribe(format!("devices/{}/#", snoop.id), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut received = drive(snoop_events);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (victim_client, victim_events) = stack
+        .connect(&victim.id, Some(&victim.identity))
+        .await
+        .unwrap();
+    let _victim_rx = drive(victim_events);
+    victim_client
+        .publish(
+            format!("devices/{}/telemetry", victim.id),
+            QoS::AtLeastOnce,
+            false,
+            b"private".to_vec(),
+        )
+        .await
+        .unwrap();
+    // Positive control: the snoop's own topic does deliver.
+    snoop_client
+        .publish(
+            format!("devices/{}/telemetry", snoop.id),
+            QoS::AtLeastOnce,
+            false,
+            b"own".to_vec(),
+        )
+        .await
+        .unwrap();
+
+    let mut topics = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(publish)) = tokio::time::timeout_at(deadline, received.recv()).await {
+        topics.push(publish.topic);
+    }
+    assert!(
+        topics.contains(&format!("devices/{}/telemetry", snoop.id)),
+        "control missing: {topics:?}"
+    );
+    assert!(
+        !topics.iter().any(|t| t.contains(&victim.id)),
+        "received another device's message: {topics:?}"
+    );
+}
