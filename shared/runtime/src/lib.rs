@@ -5,6 +5,12 @@
 //! SDK honours by itself. What the SDK cannot infer is that an emulator serves S3 on one
 //! host, so buckets must be addressed path-style there.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+pub mod emf;
+#[cfg(feature = "kinesis")]
+pub mod kinesis;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;
 use tracing_subscriber::EnvFilter;

@@ -3,15 +3,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tracing::warn;
 
-const MAX_RECORDS: usize = 500;
+const MAX_RECORDS: usize = hub_runtime::kinesis::MAX_RECORDS_PER_CALL;
 const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
 const LINGER: Duration = Duration::from_millis(5);
-const RETRIES: u32 = 3;
 const CONCURRENT_CALLS: usize = 4;
 
 pub type Outcome = Result<(), String>;
@@ -92,64 +89,13 @@ async fn batcher(client: aws_sdk_kinesis::Client, mut rx: mpsc::Receiver<Record>
     }
 }
 
-async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, mut records: Vec<Record>) {
-    for attempt in 0..=RETRIES {
-        let entries: Vec<PutRecordsRequestEntry> = records
-            .iter()
-            .map(|r| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(&r.partition_key)
-                    .data(Blob::new(r.data.clone()))
-                    .build()
-                    .expect("partition key and data are set")
-            })
-            .collect();
-        let response = client
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(entries))
-            .send()
-            .await;
-        let output = match response {
-            Ok(output) => output,
-            Err(err) => {
-                let error = aws_sdk_kinesis::error::DisplayErrorContext(&err).to_string();
-                for record in records {
-                    let _ = record.done.send(Err(error.clone()));
-                }
-                return;
-            }
-        };
-        let mut retry = Vec::new();
-        for (record, result) in records.into_iter().zip(output.records()) {
-            match result.error_code() {
-                None => {
-                    let _ = record.done.send(Ok(()));
-                }
-                Some(code) if is_retryable(code) && attempt < RETRIES => retry.push(record),
-                Some(code) => {
-                    let message = result.error_message().unwrap_or_default();
-                    let _ = record.done.send(Err(format!("{code}: {message}")));
-                }
-            }
-        }
-        if retry.is_empty() {
-            return;
-        }
-        warn!(
-            stream,
-            records = retry.len(),
-            attempt,
-            "retrying throttled Kinesis records"
-        );
-        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-        records = retry;
+async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, records: Vec<Record>) {
+    let (entries, done): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .map(|r| ((r.partition_key, r.data), r.done))
+        .unzip();
+    let results = hub_runtime::kinesis::put_records(client, stream, entries).await;
+    for (done, result) in done.into_iter().zip(results) {
+        let _ = done.send(result);
     }
-}
-
-fn is_retryable(code: &str) -> bool {
-    matches!(
-        code,
-        "ProvisionedThroughputExceededException" | "InternalFailure"
-    )
 }

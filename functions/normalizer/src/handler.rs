@@ -1,0 +1,123 @@
+//! A Kinesis event in, a partial batch response and metrics out.
+
+use std::{collections::HashMap, time::Instant};
+
+use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
+use hub_runtime::emf::Metrics;
+use hub_telemetry::accounting::Tally;
+use lambda_runtime::LambdaEvent;
+use tracing::{error, info};
+
+use crate::{
+    ports::{DedupStore, DeviceStates, Outputs, PortError, Registry},
+    process::{process, Config, InputRecord, Ports},
+};
+
+pub struct Normalizer<R, S, D, O> {
+    pub registry: R,
+    pub states: S,
+    pub dedup: D,
+    pub outputs: O,
+    pub config: Config,
+    /// Report failed records as batch item failures (AWS). Off where the event source
+    /// ignores that response (the local emulator): the batch then fails as a whole and
+    /// is redelivered, which the processing makes harmless.
+    pub partial_batch_response: bool,
+}
+
+impl<R, S, D, O> Normalizer<R, S, D, O>
+where
+    R: Registry,
+    S: DeviceStates,
+    D: DedupStore,
+    O: Outputs,
+{
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<KinesisEvent>,
+    ) -> Result<KinesisEventResponse, PortError> {
+        let started = Instant::now();
+        let mut sequence_numbers = HashMap::new();
+        let records: Vec<InputRecord> = event
+            .payload
+            .records
+            .into_iter()
+            .map(|r| {
+                let sequence = r.kinesis.sequence_number;
+                let position = r.event_id.unwrap_or_else(|| sequence.clone());
+                sequence_numbers.insert(position.clone(), sequence);
+                InputRecord {
+                    position,
+                    data: r.kinesis.data.0,
+                }
+            })
+            .collect();
+        let ports = Ports {
+            registry: &self.registry,
+            states: &self.states,
+            dedup: &self.dedup,
+            outputs: &self.outputs,
+        };
+        let result = process(&ports, &self.config, &records).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        metrics(
+            &result.tally,
+            records.len(),
+            result.failed.len(),
+            latency_ms,
+        )
+        .flush();
+
+        if let Some(error) = result.error {
+            error!(%error, records = records.len(), "batch failed; it will be retried");
+            if !self.partial_batch_response {
+                return Err(error);
+            }
+        } else {
+            info!(
+                received = result.tally.received,
+                stored = result.tally.stored,
+                deduplicated = result.tally.deduplicated,
+                dead_lettered = result.tally.dead_lettered_total(),
+                dropped = result.tally.dropped_total(),
+                latency_ms,
+                "batch processed"
+            );
+        }
+        let mut response = KinesisEventResponse::default();
+        for position in result.failed {
+            response.add_failure(sequence_numbers.remove(&position).unwrap_or(position));
+        }
+        Ok(response)
+    }
+}
+
+fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Metrics {
+    let mut metrics = Metrics::new("normalizer");
+    metrics
+        .count("telemetry_ingest_rate", tally.received)
+        .count("telemetry_stored_total", tally.stored)
+        .count("telemetry_deduplicated_total", tally.deduplicated)
+        .count("dead_letters_total", tally.dead_lettered_total())
+        .count(
+            "telemetry_rate_limited_total",
+            tally
+                .dead_lettered
+                .get("rate_limited")
+                .copied()
+                .unwrap_or(0),
+        )
+        .count(
+            "telemetry_quarantined_total",
+            tally.dropped.get("quarantined").copied().unwrap_or(0),
+        )
+        .count(
+            "telemetry_clock_skew_corrected_total",
+            tally.clock_skew_corrected,
+        )
+        .count("telemetry_sequence_gaps_total", tally.sequence_gaps)
+        .count("telemetry_batch_records", records as u64)
+        .count("telemetry_batch_failed_records", failed as u64)
+        .millis("processing_latency", latency_ms);
+    metrics
+}

@@ -1,0 +1,66 @@
+//! Wires AWS clients to the normalizer and hands it to the Lambda runtime.
+
+use std::time::Duration;
+
+use hub_runtime::AwsEnv;
+use hub_telemetry::SkewPolicy;
+use lambda_runtime::{service_fn, Error};
+use normalizer::{
+    aws::{AwsOutputs, DynamoDedup, DynamoDeviceStates, DynamoRegistry},
+    handler::Normalizer,
+    process::Config,
+};
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => value
+            .parse()
+            .map_err(|_| format!("environment variable {name}={value:?} is not valid").into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hub_runtime::init_json_tracing();
+    let aws = AwsEnv::load().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
+    let normalizer = Normalizer {
+        registry: DynamoRegistry::new(
+            dynamodb.clone(),
+            env("DEVICES_TABLE")?,
+            Duration::from_secs(env_or("REGISTRY_CACHE_SECONDS", 60)?),
+        ),
+        states: DynamoDeviceStates {
+            client: dynamodb.clone(),
+            table: env("DEVICE_STATE_TABLE")?,
+        },
+        dedup: DynamoDedup {
+            client: dynamodb,
+            table: env("DEDUP_TABLE")?,
+            ttl: Duration::from_secs(env_or("DEDUP_TTL_HOURS", 168u64)? * 3600),
+        },
+        outputs: AwsOutputs {
+            kinesis: aws_sdk_kinesis::Client::new(&aws.sdk),
+            normalized_stream: env("NORMALIZED_STREAM")?,
+            s3: aws.s3(),
+            dead_letter_bucket: env("DEAD_LETTER_BUCKET")?,
+        },
+        config: Config {
+            skew: SkewPolicy {
+                threshold: chrono::Duration::seconds(env_or("CLOCK_SKEW_THRESHOLD_SECONDS", 300)?),
+            },
+            rate_limit_per_minute: env_or("RATE_LIMIT_PER_MINUTE", 600)?,
+        },
+        partial_batch_response: env_or("PARTIAL_BATCH_RESPONSE", true)?,
+    };
+    let normalizer = &normalizer;
+    lambda_runtime::run(service_fn(move |event| async move {
+        normalizer.handle(event).await.map_err(Error::from)
+    }))
+    .await
+}

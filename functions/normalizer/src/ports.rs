@@ -1,0 +1,98 @@
+//! What the normalizer needs from the outside world, as narrow traits. The AWS adapters
+//! are in `crate::aws`; the tests use in-memory fakes.
+
+use std::{collections::HashMap, future::Future};
+
+use hub_events::DeviceContext;
+
+/// A transient failure of a store or stream: the records involved are retried.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct PortError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// What the registry knows about a device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceRecord {
+    pub quarantined: bool,
+    pub context: DeviceContext,
+}
+
+pub trait Registry {
+    /// Registry rows for these devices; devices without a row are absent from the map.
+    fn devices(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, DeviceRecord>, PortError>> + Send;
+}
+
+/// Per-device state the normalizer keeps between batches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceState {
+    pub last_seq: Option<u64>,
+    /// Sequence numbers never seen, summed over the device's life.
+    pub gaps: u64,
+    /// Start (epoch minute) of the current rate-limit window and messages admitted in it.
+    pub window_minute: i64,
+    pub window_count: u64,
+}
+
+pub trait DeviceStates {
+    fn load(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, DeviceState>, PortError>> + Send;
+    fn save(
+        &self,
+        states: &HashMap<String, DeviceState>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// `(device, seq)` of a message, and the stream record that first carried it.
+pub trait DedupStore {
+    /// For each key already claimed, the stream position that claimed it.
+    fn claimed(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, String>, PortError>> + Send;
+    fn claim(
+        &self,
+        claims: &[(String, String)],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A record that could not be processed, with where it came from and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeadLetter {
+    pub reason: &'static str,
+    pub detail: String,
+    pub device_id: Option<String>,
+    /// Stream position: `shard:sequence` (the Kinesis event id).
+    pub position: String,
+    pub received_at: Option<String>,
+    /// The original bytes, base64: the raw stream record, untouched.
+    pub original: String,
+}
+
+pub trait Outputs {
+    /// Puts normalized events (partition key, bytes) on the normalized stream.
+    fn emit(
+        &self,
+        events: Vec<(String, Vec<u8>)>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn dead_letter(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}

@@ -1,0 +1,274 @@
+//! One batch of raw stream records: each ends emitted, deduplicated, dead-lettered with a
+//! reason, or dropped with a reason, and the tally says which.
+//!
+//! I/O is per batch, not per record (one read and one write per store), and it is ordered
+//! so that a retry after a transient failure is harmless: dead letters and emitted events
+//! go out first, then the dedup claims (keyed by stream position, so a retried record
+//! recognises its own claim), then the per-device state. A failure anywhere fails the
+//! whole batch, which is retried from its first record.
+
+use std::collections::{BTreeSet, HashMap};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hub_telemetry::{
+    accounting::{Outcome, Tally},
+    payload, unpack_raw, MessageKind, SkewPolicy,
+};
+
+use crate::ports::{DeadLetter, DedupStore, DeviceStates, Outputs, PortError, Registry};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub skew: SkewPolicy,
+    /// Messages per device per minute; the excess is dead-lettered as `rate_limited`.
+    pub rate_limit_per_minute: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            skew: SkewPolicy::default(),
+            rate_limit_per_minute: 600,
+        }
+    }
+}
+
+/// One record of the raw stream.
+#[derive(Debug, Clone)]
+pub struct InputRecord {
+    /// `shard:sequence`, unique per record and stable across redeliveries.
+    pub position: String,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// What happened to each record; empty when the batch failed.
+    pub tally: Tally,
+    /// Positions to retry (all of them when a store or stream failed).
+    pub failed: Vec<String>,
+    pub error: Option<PortError>,
+}
+
+pub struct Ports<'a, R, S, D, O> {
+    pub registry: &'a R,
+    pub states: &'a S,
+    pub dedup: &'a D,
+    pub outputs: &'a O,
+}
+
+struct Parsed {
+    position: String,
+    raw: hub_telemetry::RawMessage,
+    message: hub_telemetry::DeviceMessage,
+    original: Vec<u8>,
+}
+
+pub async fn process<R, S, D, O>(
+    ports: &Ports<'_, R, S, D, O>,
+    config: &Config,
+    records: &[InputRecord],
+) -> BatchResult
+where
+    R: Registry,
+    S: DeviceStates,
+    D: DedupStore,
+    O: Outputs,
+{
+    match run(ports, config, records).await {
+        Ok(tally) => BatchResult {
+            tally,
+            ..Default::default()
+        },
+        Err(error) => BatchResult {
+            tally: Tally::default(),
+            failed: records.iter().map(|r| r.position.clone()).collect(),
+            error: Some(error),
+        },
+    }
+}
+
+async fn run<R, S, D, O>(
+    ports: &Ports<'_, R, S, D, O>,
+    config: &Config,
+    records: &[InputRecord],
+) -> Result<Tally, PortError>
+where
+    R: Registry,
+    S: DeviceStates,
+    D: DedupStore,
+    O: Outputs,
+{
+    let mut tally = Tally::default();
+    let mut letters = Vec::new();
+    let mut parsed = Vec::with_capacity(records.len());
+    for record in records {
+        let raw = match unpack_raw(&record.data) {
+            Ok(raw) => raw,
+            Err(err) => {
+                letters.push(letter(err.code(), err.to_string(), None, record, None));
+                tally.record(&Outcome::DeadLettered(err.code()));
+                continue;
+            }
+        };
+        match payload::parse(&raw.payload) {
+            Ok(message) => parsed.push(Parsed {
+                position: record.position.clone(),
+                raw,
+                message,
+                original: record.data.clone(),
+            }),
+            Err(err) => {
+                let received = Some(raw.received_at);
+                letters.push(letter(
+                    err.code(),
+                    err.to_string(),
+                    Some(&raw.device_id),
+                    record,
+                    received,
+                ));
+                tally.record(&Outcome::DeadLettered(err.code()));
+            }
+        }
+    }
+
+    let devices: Vec<String> = parsed
+        .iter()
+        .map(|p| p.raw.device_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dedup_keys: Vec<String> = parsed
+        .iter()
+        .filter_map(|p| p.message.seq.map(|seq| dedup_key(&p.raw.device_id, seq)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let registry = if devices.is_empty() {
+        HashMap::new()
+    } else {
+        ports.registry.devices(&devices).await?
+    };
+    let mut states = if devices.is_empty() {
+        HashMap::new()
+    } else {
+        ports.states.load(&devices).await?
+    };
+    let mut claimed = if dedup_keys.is_empty() {
+        HashMap::new()
+    } else {
+        ports.dedup.claimed(&dedup_keys).await?
+    };
+
+    let mut new_claims = Vec::new();
+    let mut events = Vec::new();
+    for p in &parsed {
+        let device_id = &p.raw.device_id;
+        let device = registry.get(device_id).cloned().unwrap_or_default();
+        if device.quarantined {
+            tally.record(&Outcome::Dropped("quarantined"));
+            continue;
+        }
+        if let Some(seq) = p.message.seq {
+            let key = dedup_key(device_id, seq);
+            match claimed.get(&key) {
+                // Claimed by another stream record: the device (or the network) sent it twice.
+                Some(position) if *position != p.position => {
+                    tally.record(&Outcome::Deduplicated);
+                    continue;
+                }
+                // Claimed by this very record in an earlier, failed attempt: carry on.
+                Some(_) => {}
+                None => {
+                    claimed.insert(key.clone(), p.position.clone());
+                    new_claims.push((key, p.position.clone()));
+                }
+            }
+        }
+        let state = states.entry(device_id.clone()).or_default();
+        let minute = p.raw.received_at.timestamp().div_euclid(60);
+        if state.window_minute != minute {
+            state.window_minute = minute;
+            state.window_count = 0;
+        }
+        if state.window_count >= config.rate_limit_per_minute {
+            let detail = format!(
+                "device sent more than {} messages in the minute from {}",
+                config.rate_limit_per_minute,
+                DateTime::from_timestamp(minute * 60, 0).unwrap_or_default()
+            );
+            letters.push(dead_letter_of(p, "rate_limited", detail));
+            tally.record(&Outcome::DeadLettered("rate_limited"));
+            continue;
+        }
+        state.window_count += 1;
+        if let Some(seq) = p.message.seq {
+            match state.last_seq {
+                Some(last) if seq > last + 1 => {
+                    state.gaps += seq - last - 1;
+                    tally.sequence_gaps += seq - last - 1;
+                }
+                _ => {}
+            }
+            state.last_seq = Some(state.last_seq.map_or(seq, |last| last.max(seq)));
+        }
+        if p.message.kind == MessageKind::Heartbeat {
+            tally.record(&Outcome::Dropped("heartbeat"));
+            continue;
+        }
+        let (event, timing) =
+            hub_telemetry::normalize(&p.raw, &p.message, &config.skew, device.context);
+        if timing.corrected {
+            tally.clock_skew_corrected += 1;
+        }
+        events.push((device_id.clone(), event.to_vec()));
+        tally.record(&Outcome::Stored);
+    }
+
+    if !letters.is_empty() {
+        ports.outputs.dead_letter(&letters).await?;
+    }
+    if !events.is_empty() {
+        ports.outputs.emit(events).await?;
+    }
+    if !new_claims.is_empty() {
+        ports.dedup.claim(&new_claims).await?;
+    }
+    if !states.is_empty() {
+        ports.states.save(&states).await?;
+    }
+    Ok(tally)
+}
+
+fn dedup_key(device_id: &str, seq: u64) -> String {
+    format!("{device_id}#{seq}")
+}
+
+fn dead_letter_of(p: &Parsed, reason: &'static str, detail: String) -> DeadLetter {
+    DeadLetter {
+        reason,
+        detail,
+        device_id: Some(p.raw.device_id.clone()),
+        position: p.position.clone(),
+        received_at: Some(p.raw.received_at.to_rfc3339()),
+        original: base64::engine::general_purpose::STANDARD.encode(&p.original),
+    }
+}
+
+fn letter(
+    reason: &'static str,
+    detail: String,
+    device_id: Option<&str>,
+    record: &InputRecord,
+    received_at: Option<DateTime<Utc>>,
+) -> DeadLetter {
+    DeadLetter {
+        reason,
+        detail,
+        device_id: device_id.map(str::to_owned),
+        position: record.position.clone(),
+        received_at: received_at.map(|t| t.to_rfc3339()),
+        original: base64::engine::general_purpose::STANDARD.encode(&record.data),
+    }
+}

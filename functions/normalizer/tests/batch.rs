@@ -1,0 +1,235 @@
+//! The normalizer's batch logic against in-memory ports.
+
+use base64::Engine as _;
+use hub_events::{DeviceContext, Envelope, IngestChannel, NormalizedTelemetry, RawTelemetry};
+use normalizer::{
+    memory::Memory,
+    ports::DeviceRecord,
+    process::{process, Config, InputRecord, Ports},
+};
+use serde_json::json;
+
+const RECEIVED_MS: i64 = 1_795_428_000_000; // 2026-11-23T10:00:00Z
+
+fn raw(device: &str, payload: &[u8], position: &str) -> InputRecord {
+    let event = Envelope::new(
+        "iot-core/telemetry-rule",
+        device,
+        chrono::DateTime::from_timestamp_millis(RECEIVED_MS).unwrap(),
+        RawTelemetry {
+            payload: base64::engine::general_purpose::STANDARD.encode(payload),
+            topic: format!("devices/{device}/telemetry"),
+            client_id: Some(device.to_owned()),
+            received_at_ms: RECEIVED_MS,
+            channel: IngestChannel::Mqtt,
+        },
+    );
+    InputRecord {
+        position: position.to_owned(),
+        data: event.to_vec(),
+    }
+}
+
+fn reading(seq: u64, temperature: f64) -> Vec<u8> {
+    json!({"v": 2, "seq": seq, "msg_type": "telemetry", "ts": "2026-11-23T09:59:59Z",
+           "metrics": {"temperature": temperature}, "status": "OK"})
+    .to_string()
+    .into_bytes()
+}
+
+async fn run(
+    memory: &Memory,
+    config: &Config,
+    records: &[InputRecord],
+) -> normalizer::process::BatchResult {
+    let ports = Ports {
+        registry: memory,
+        states: memory,
+        dedup: memory,
+        outputs: memory,
+    };
+    process(&ports, config, records).await
+}
+
+#[tokio::test]
+async fn valid_records_are_emitted_enriched_and_partitioned_by_device() {
+    let memory = Memory::default();
+    memory.registry.lock().unwrap().insert(
+        "d1".into(),
+        DeviceRecord {
+            quarantined: false,
+            context: DeviceContext {
+                device_type: Some("env-sensor".into()),
+                group: Some("plant-a".into()),
+                ..Default::default()
+            },
+        },
+    );
+    let result = run(
+        &memory,
+        &Config::default(),
+        &[raw("d1", &reading(1, 20.5), "s:1")],
+    )
+    .await;
+    assert!(result.failed.is_empty());
+    assert_eq!(result.tally.stored, 1);
+    let emitted = memory.emitted.lock().unwrap();
+    let (key, bytes) = &emitted[0];
+    assert_eq!(key, "d1");
+    let event = Envelope::<NormalizedTelemetry>::from_slice(bytes).unwrap();
+    assert_eq!(event.data.metrics["temperature"], 20.5);
+    assert_eq!(event.data.device.group.as_deref(), Some("plant-a"));
+    assert_eq!(event.data.clock_skew_ms, -1000);
+}
+
+#[tokio::test]
+async fn duplicates_make_no_second_event_but_a_retry_of_the_same_record_does() {
+    let memory = Memory::default();
+    let config = Config::default();
+    let first = raw("d1", &reading(7, 20.0), "s:1");
+    let again = raw("d1", &reading(7, 20.0), "s:2"); // the device resent seq 7
+    let result = run(&memory, &config, &[first.clone(), again.clone()]).await;
+    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 1));
+    // A later batch with the same resend: still a duplicate.
+    let result = run(&memory, &config, &[again]).await;
+    assert_eq!(result.tally.deduplicated, 1);
+    // The same stream record redelivered (a retried batch) is not a duplicate of itself.
+    let result = run(&memory, &config, &[first]).await;
+    assert_eq!(result.tally.stored, 1);
+    assert_eq!(memory.emitted.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_records_become_dead_letters_with_reason_position_and_original_bytes() {
+    let memory = Memory::default();
+    let records = [
+        raw("d1", b"{broken", "s:1"),
+        raw(
+            "d1",
+            br#"{"v":2,"ts":"2026-11-23T10:00:00Z","metrics":{"humidity":140}}"#,
+            "s:2",
+        ),
+        InputRecord {
+            position: "s:3".into(),
+            data: b"not an event".to_vec(),
+        },
+    ];
+    let result = run(&memory, &Config::default(), &records).await;
+    assert_eq!(result.tally.dead_lettered_total(), 3);
+    assert!(result.tally.balances());
+    let letters = memory.letters.lock().unwrap();
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason).collect();
+    assert_eq!(reasons, ["malformed_json", "out_of_range", "not_raw_event"]);
+    assert_eq!(letters[2].position, "s:3");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&letters[2].original)
+            .unwrap(),
+        b"not an event"
+    );
+    assert!(letters[1].detail.contains("humidity"));
+}
+
+#[tokio::test]
+async fn quarantined_devices_are_dropped_and_counted() {
+    let memory = Memory::default();
+    memory.registry.lock().unwrap().insert(
+        "bad".into(),
+        DeviceRecord {
+            quarantined: true,
+            ..Default::default()
+        },
+    );
+    let result = run(
+        &memory,
+        &Config::default(),
+        &[
+            raw("bad", &reading(1, 1.0), "s:1"),
+            raw("ok", &reading(1, 1.0), "s:2"),
+        ],
+    )
+    .await;
+    assert_eq!(result.tally.dropped["quarantined"], 1);
+    assert_eq!(result.tally.stored, 1);
+    assert!(result.tally.balances());
+}
+
+#[tokio::test]
+async fn excess_over_the_rate_limit_is_dead_lettered() {
+    let memory = Memory::default();
+    let config = Config {
+        rate_limit_per_minute: 3,
+        ..Config::default()
+    };
+    let records: Vec<InputRecord> = (1..=5)
+        .map(|i| raw("chatty", &reading(i, 1.0), &format!("s:{i}")))
+        .collect();
+    let result = run(&memory, &config, &records).await;
+    assert_eq!(result.tally.stored, 3);
+    assert_eq!(result.tally.dead_lettered["rate_limited"], 2);
+    // The window carries over to the next batch in the same minute.
+    let result = run(&memory, &config, &[raw("chatty", &reading(6, 1.0), "s:6")]).await;
+    assert_eq!(result.tally.dead_lettered["rate_limited"], 1);
+}
+
+#[tokio::test]
+async fn sequence_gaps_are_recorded_and_late_data_is_not_a_gap() {
+    let memory = Memory::default();
+    let records = [
+        raw("d", &reading(1, 1.0), "s:1"),
+        raw("d", &reading(5, 1.0), "s:2"),
+        raw("d", &reading(3, 1.0), "s:3"),
+    ];
+    let result = run(&memory, &Config::default(), &records).await;
+    assert_eq!(result.tally.sequence_gaps, 3);
+    let state = memory.states.lock().unwrap()["d"].clone();
+    assert_eq!((state.last_seq, state.gaps), (Some(5), 3));
+}
+
+#[tokio::test]
+async fn heartbeats_are_counted_not_stored() {
+    let memory = Memory::default();
+    let heartbeat = br#"{"v":2,"seq":9,"msg_type":"heartbeat","ts":"2026-11-23T10:00:00Z"}"#;
+    let result = run(&memory, &Config::default(), &[raw("d", heartbeat, "s:1")]).await;
+    assert_eq!(result.tally.dropped["heartbeat"], 1);
+    assert!(memory.emitted.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn skewed_clocks_are_corrected_and_counted() {
+    let memory = Memory::default();
+    let future =
+        json!({"v": 2, "seq": 1, "ts": "2027-01-01T00:00:00Z", "metrics": {"temperature": 1.0}});
+    let result = run(
+        &memory,
+        &Config::default(),
+        &[raw("d", future.to_string().as_bytes(), "s:1")],
+    )
+    .await;
+    assert_eq!(result.tally.clock_skew_corrected, 1);
+    let emitted = memory.emitted.lock().unwrap();
+    let event = Envelope::<NormalizedTelemetry>::from_slice(&emitted[0].1).unwrap();
+    assert!(event.data.clock_skew_corrected);
+    assert_eq!(event.data.ts.timestamp_millis(), RECEIVED_MS);
+}
+
+#[tokio::test]
+async fn a_transient_failure_fails_the_whole_batch_and_the_retry_balances() {
+    let memory = Memory::default();
+    let records = [
+        raw("d", &reading(1, 1.0), "s:1"),
+        raw("d", &reading(2, 1.0), "s:2"),
+    ];
+    memory.fail_emit(true);
+    let result = run(&memory, &Config::default(), &records).await;
+    assert_eq!(result.failed, ["s:1", "s:2"]);
+    assert!(result.error.is_some());
+    assert!(
+        memory.claims.lock().unwrap().is_empty(),
+        "nothing claimed before emitting"
+    );
+    memory.fail_emit(false);
+    let result = run(&memory, &Config::default(), &records).await;
+    assert!(result.failed.is_empty());
+    assert_eq!(result.tally.stored, 2);
+}

@@ -1,0 +1,89 @@
+//! PutRecords with the retries every producer needs: up to 500 records a call, throttled
+//! records retried with backoff, a per-record result so the caller decides what a final
+//! failure means (an error action, a failed batch item).
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
+
+pub const MAX_RECORDS_PER_CALL: usize = 500;
+const RETRIES: u32 = 3;
+
+/// Puts `(partition_key, data)` records on `stream`; one result per record, in order.
+pub async fn put_records(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> Vec<Result<(), String>> {
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; records.len()];
+    let mut pending: Vec<(usize, String, Vec<u8>)> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, data))| (i, key, data))
+        .collect();
+    for attempt in 0..=RETRIES {
+        let mut retry = Vec::new();
+        for chunk in pending.chunks(MAX_RECORDS_PER_CALL) {
+            let entries = chunk
+                .iter()
+                .map(|(_, key, data)| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(key)
+                        .data(Blob::new(data.clone()))
+                        .build()
+                        .expect("partition key and data are set")
+                })
+                .collect();
+            match client
+                .put_records()
+                .stream_name(stream)
+                .set_records(Some(entries))
+                .send()
+                .await
+            {
+                Err(err) => {
+                    let error = aws_sdk_kinesis::error::DisplayErrorContext(&err).to_string();
+                    for (i, _, _) in chunk {
+                        results[*i] = Some(Err(error.clone()));
+                    }
+                }
+                Ok(output) => {
+                    for (record, entry) in chunk.iter().zip(output.records()) {
+                        match entry.error_code() {
+                            None => results[record.0] = Some(Ok(())),
+                            Some(code) if is_retryable(code) && attempt < RETRIES => {
+                                retry.push(record.clone())
+                            }
+                            Some(code) => {
+                                let message = entry.error_message().unwrap_or_default();
+                                results[record.0] = Some(Err(format!("{code}: {message}")));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if retry.is_empty() {
+            break;
+        }
+        tracing::warn!(
+            stream,
+            records = retry.len(),
+            attempt,
+            "retrying throttled Kinesis records"
+        );
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        pending = retry;
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("Kinesis returned no result for the record".into())))
+        .collect()
+}
+
+fn is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException" | "InternalFailure"
+    )
+}
