@@ -195,33 +195,9 @@ impl Outputs for AwsOutputs {
     }
 
     async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), PortError> {
-        // One object per batch, JSON lines, under the day it was written.
-        let now = chrono::Utc::now();
-        let key = format!(
-            "normalizer/{}/{}.jsonl",
-            now.format("%Y/%m/%d"),
-            format_args!(
-                "{}-{}",
-                now.format("%H%M%S%3f"),
-                uuid::Uuid::new_v4().simple()
-            )
-        );
-        let mut body = Vec::new();
-        for letter in letters {
-            serde_json::to_writer(&mut body, letter)
-                .map_err(|e| PortError::new("dead letter", e))?;
-            body.push(b'\n');
-        }
-        self.s3
-            .put_object()
-            .bucket(&self.dead_letter_bucket)
-            .key(key)
-            .content_type("application/x-ndjson")
-            .body(body.into())
-            .send()
+        hub_runtime::dead_letter::write(&self.s3, &self.dead_letter_bucket, "normalizer", letters)
             .await
-            .map(|_| ())
-            .map_err(|e| PortError::new("dead letter", aws_sdk_s3::error::DisplayErrorContext(e)))
+            .map_err(|e| PortError::new("dead letter", e))
     }
 }
 

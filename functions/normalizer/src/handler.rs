@@ -1,16 +1,16 @@
 //! A Kinesis event in, a partial batch response and metrics out.
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashSet, time::Instant};
 
 use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
-use hub_runtime::emf::Metrics;
+use hub_runtime::{emf::Metrics, stream};
 use hub_telemetry::accounting::Tally;
 use lambda_runtime::LambdaEvent;
 use tracing::{error, info};
 
 use crate::{
     ports::{DedupStore, DeviceStates, Outputs, PortError, Registry},
-    process::{process, Config, InputRecord, Ports},
+    process::{process, Config, Ports},
 };
 
 pub struct Normalizer<R, S, D, O> {
@@ -37,21 +37,7 @@ where
         event: LambdaEvent<KinesisEvent>,
     ) -> Result<KinesisEventResponse, PortError> {
         let started = Instant::now();
-        let mut sequence_numbers = HashMap::new();
-        let records: Vec<InputRecord> = event
-            .payload
-            .records
-            .into_iter()
-            .map(|r| {
-                let sequence = r.kinesis.sequence_number;
-                let position = r.event_id.unwrap_or_else(|| sequence.clone());
-                sequence_numbers.insert(position.clone(), sequence);
-                InputRecord {
-                    position,
-                    data: r.kinesis.data.0,
-                }
-            })
-            .collect();
+        let records = stream::records(event.payload);
         let ports = Ports {
             registry: &self.registry,
             states: &self.states,
@@ -60,13 +46,14 @@ where
         };
         let result = process(&ports, &self.config, &records).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        metrics(
+        for metrics in metrics(
             &result.tally,
             records.len(),
             result.failed.len(),
             latency_ms,
-        )
-        .flush();
+        ) {
+            metrics.flush();
+        }
 
         if let Some(error) = result.error {
             error!(%error, records = records.len(), "batch failed; it will be retried");
@@ -84,33 +71,25 @@ where
                 "batch processed"
             );
         }
-        let mut response = KinesisEventResponse::default();
-        for position in result.failed {
-            response.add_failure(sequence_numbers.remove(&position).unwrap_or(position));
-        }
-        Ok(response)
+        let failed: HashSet<&str> = result.failed.iter().map(String::as_str).collect();
+        Ok(stream::failures(
+            records
+                .iter()
+                .filter(|r| failed.contains(r.position.as_str())),
+        ))
     }
 }
 
-fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Metrics {
-    let mut metrics = Metrics::new("normalizer");
-    metrics
+/// The batch's metrics: totals, plus one document per dead-letter and drop reason (with a
+/// `Reason` dimension) so dashboards can split them.
+fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Vec<Metrics> {
+    let mut totals = Metrics::new(FUNCTION);
+    totals
         .count("telemetry_ingest_rate", tally.received)
         .count("telemetry_stored_total", tally.stored)
         .count("telemetry_deduplicated_total", tally.deduplicated)
         .count("dead_letters_total", tally.dead_lettered_total())
-        .count(
-            "telemetry_rate_limited_total",
-            tally
-                .dead_lettered
-                .get("rate_limited")
-                .copied()
-                .unwrap_or(0),
-        )
-        .count(
-            "telemetry_quarantined_total",
-            tally.dropped.get("quarantined").copied().unwrap_or(0),
-        )
+        .count("telemetry_dropped_total", tally.dropped_total())
         .count(
             "telemetry_clock_skew_corrected_total",
             tally.clock_skew_corrected,
@@ -119,5 +98,22 @@ fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Met
         .count("telemetry_batch_records", records as u64)
         .count("telemetry_batch_failed_records", failed as u64)
         .millis("processing_latency", latency_ms);
-    metrics
+    let mut all = vec![totals];
+    for (reason, n) in &tally.dead_lettered {
+        let mut by_reason = Metrics::new(FUNCTION);
+        by_reason
+            .dimension("Reason", reason)
+            .count("dead_letters_total", *n);
+        all.push(by_reason);
+    }
+    for (reason, n) in &tally.dropped {
+        let mut by_reason = Metrics::new(FUNCTION);
+        by_reason
+            .dimension("Reason", reason)
+            .count("telemetry_dropped_total", *n);
+        all.push(by_reason);
+    }
+    all
 }
+
+const FUNCTION: &str = "normalizer";

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hub_runtime::AwsEnv;
+use hub_runtime::{config, AwsEnv};
 use hub_telemetry::SkewPolicy;
 use lambda_runtime::{service_fn, Error};
 use normalizer::{
@@ -10,19 +10,6 @@ use normalizer::{
     handler::Normalizer,
     process::Config,
 };
-
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .parse()
-            .map_err(|_| format!("environment variable {name}={value:?} is not valid").into()),
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -32,31 +19,34 @@ async fn main() -> Result<(), Error> {
     let normalizer = Normalizer {
         registry: DynamoRegistry::new(
             dynamodb.clone(),
-            env("DEVICES_TABLE")?,
-            Duration::from_secs(env_or("REGISTRY_CACHE_SECONDS", 60)?),
+            config::required("DEVICES_TABLE")?,
+            Duration::from_secs(config::or("REGISTRY_CACHE_SECONDS", 60)?),
         ),
         states: DynamoDeviceStates {
             client: dynamodb.clone(),
-            table: env("DEVICE_STATE_TABLE")?,
+            table: config::required("DEVICE_STATE_TABLE")?,
         },
         dedup: DynamoDedup {
             client: dynamodb,
-            table: env("DEDUP_TABLE")?,
-            ttl: Duration::from_secs(env_or("DEDUP_TTL_HOURS", 168u64)? * 3600),
+            table: config::required("DEDUP_TABLE")?,
+            ttl: Duration::from_secs(config::or("DEDUP_TTL_HOURS", 168u64)? * 3600),
         },
         outputs: AwsOutputs {
             kinesis: aws_sdk_kinesis::Client::new(&aws.sdk),
-            normalized_stream: env("NORMALIZED_STREAM")?,
+            normalized_stream: config::required("NORMALIZED_STREAM")?,
             s3: aws.s3(),
-            dead_letter_bucket: env("DEAD_LETTER_BUCKET")?,
+            dead_letter_bucket: config::required("DEAD_LETTER_BUCKET")?,
         },
         config: Config {
             skew: SkewPolicy {
-                threshold: chrono::Duration::seconds(env_or("CLOCK_SKEW_THRESHOLD_SECONDS", 300)?),
+                threshold: chrono::Duration::seconds(config::or(
+                    "CLOCK_SKEW_THRESHOLD_SECONDS",
+                    300,
+                )?),
             },
-            rate_limit_per_minute: env_or("RATE_LIMIT_PER_MINUTE", 600)?,
+            rate_limit_per_minute: config::or("RATE_LIMIT_PER_MINUTE", 600)?,
         },
-        partial_batch_response: env_or("PARTIAL_BATCH_RESPONSE", true)?,
+        partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
     };
     let normalizer = &normalizer;
     lambda_runtime::run(service_fn(move |event| async move {

@@ -4,6 +4,7 @@
 use std::{collections::HashMap, future::Future};
 
 use hub_events::DeviceContext;
+pub use hub_runtime::dead_letter::DeadLetter;
 
 /// A transient failure of a store or stream: the records involved are retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,19 +71,6 @@ pub trait DedupStore {
         &self,
         claims: &[(String, String)],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
-}
-
-/// A record that could not be processed, with where it came from and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DeadLetter {
-    pub reason: &'static str,
-    pub detail: String,
-    pub device_id: Option<String>,
-    /// Stream position: `shard:sequence` (the Kinesis event id).
-    pub position: String,
-    pub received_at: Option<String>,
-    /// The original bytes, base64: the raw stream record, untouched.
-    pub original: String,
 }
 
 pub trait Outputs {

@@ -16,6 +16,8 @@ use hub_telemetry::{
     payload, unpack_raw, MessageKind, SkewPolicy,
 };
 
+use hub_runtime::stream::StreamRecord;
+
 use crate::ports::{DeadLetter, DedupStore, DeviceStates, Outputs, PortError, Registry};
 
 #[derive(Debug, Clone)]
@@ -32,14 +34,6 @@ impl Default for Config {
             rate_limit_per_minute: 600,
         }
     }
-}
-
-/// One record of the raw stream.
-#[derive(Debug, Clone)]
-pub struct InputRecord {
-    /// `shard:sequence`, unique per record and stable across redeliveries.
-    pub position: String,
-    pub data: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +62,7 @@ struct Parsed {
 pub async fn process<R, S, D, O>(
     ports: &Ports<'_, R, S, D, O>,
     config: &Config,
-    records: &[InputRecord],
+    records: &[StreamRecord],
 ) -> BatchResult
 where
     R: Registry,
@@ -92,7 +86,7 @@ where
 async fn run<R, S, D, O>(
     ports: &Ports<'_, R, S, D, O>,
     config: &Config,
-    records: &[InputRecord],
+    records: &[StreamRecord],
 ) -> Result<Tally, PortError>
 where
     R: Registry,
@@ -260,7 +254,7 @@ fn letter(
     reason: &'static str,
     detail: String,
     device_id: Option<&str>,
-    record: &InputRecord,
+    record: &StreamRecord,
     received_at: Option<DateTime<Utc>>,
 ) -> DeadLetter {
     DeadLetter {

@@ -2,16 +2,17 @@
 
 use base64::Engine as _;
 use hub_events::{DeviceContext, Envelope, IngestChannel, NormalizedTelemetry, RawTelemetry};
+use hub_runtime::stream::StreamRecord;
 use normalizer::{
     memory::Memory,
     ports::DeviceRecord,
-    process::{process, Config, InputRecord, Ports},
+    process::{process, Config, Ports},
 };
 use serde_json::json;
 
 const RECEIVED_MS: i64 = 1_795_428_000_000; // 2026-11-23T10:00:00Z
 
-fn raw(device: &str, payload: &[u8], position: &str) -> InputRecord {
+fn raw(device: &str, payload: &[u8], position: &str) -> StreamRecord {
     let event = Envelope::new(
         "iot-core/telemetry-rule",
         device,
@@ -24,10 +25,7 @@ fn raw(device: &str, payload: &[u8], position: &str) -> InputRecord {
             channel: IngestChannel::Mqtt,
         },
     );
-    InputRecord {
-        position: position.to_owned(),
-        data: event.to_vec(),
-    }
+    StreamRecord::new(position, event.to_vec())
 }
 
 fn reading(seq: u64, temperature: f64) -> Vec<u8> {
@@ -40,7 +38,7 @@ fn reading(seq: u64, temperature: f64) -> Vec<u8> {
 async fn run(
     memory: &Memory,
     config: &Config,
-    records: &[InputRecord],
+    records: &[StreamRecord],
 ) -> normalizer::process::BatchResult {
     let ports = Ports {
         registry: memory,
@@ -109,10 +107,7 @@ async fn invalid_records_become_dead_letters_with_reason_position_and_original_b
             br#"{"v":2,"ts":"2026-11-23T10:00:00Z","metrics":{"humidity":140}}"#,
             "s:2",
         ),
-        InputRecord {
-            position: "s:3".into(),
-            data: b"not an event".to_vec(),
-        },
+        StreamRecord::new("s:3", b"not an event".to_vec()),
     ];
     let result = run(&memory, &Config::default(), &records).await;
     assert_eq!(result.tally.dead_lettered_total(), 3);
@@ -161,7 +156,7 @@ async fn excess_over_the_rate_limit_is_dead_lettered() {
         rate_limit_per_minute: 3,
         ..Config::default()
     };
-    let records: Vec<InputRecord> = (1..=5)
+    let records: Vec<StreamRecord> = (1..=5)
         .map(|i| raw("chatty", &reading(i, 1.0), &format!("s:{i}")))
         .collect();
     let result = run(&memory, &config, &records).await;

@@ -9,7 +9,8 @@ use tracing::info;
 
 pub struct DeployRequest<'a> {
     pub stack_name: &'a str,
-    pub template: &'a Path,
+    /// The template text, already packaged.
+    pub template_body: &'a str,
     pub parameters: &'a [(String, String)],
     pub outputs_file: &'a Path,
 }
@@ -18,8 +19,7 @@ pub async fn deploy(
     cfn: &aws_sdk_cloudformation::Client,
     request: &DeployRequest<'_>,
 ) -> Result<()> {
-    let body = std::fs::read_to_string(request.template)
-        .with_context(|| format!("reading {}", request.template.display()))?;
+    let body = request.template_body;
     let parameters: Vec<Parameter> = request
         .parameters
         .iter()
@@ -41,7 +41,7 @@ pub async fn deploy(
             let result = cfn
                 .update_stack()
                 .stack_name(request.stack_name)
-                .template_body(&body)
+                .template_body(body)
                 .set_parameters(Some(parameters))
                 .set_capabilities(Some(capabilities.to_vec()))
                 .send()
@@ -56,7 +56,7 @@ pub async fn deploy(
         None => {
             cfn.create_stack()
                 .stack_name(request.stack_name)
-                .template_body(&body)
+                .template_body(body)
                 .set_parameters(Some(parameters))
                 .set_capabilities(Some(capabilities.to_vec()))
                 .send()

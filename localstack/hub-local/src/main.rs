@@ -5,6 +5,7 @@ mod acl;
 mod bridge;
 mod deploy;
 mod mosquitto;
+mod package;
 mod pki;
 mod rules;
 
@@ -31,12 +32,19 @@ enum Command {
         #[arg(long)]
         seed_file: PathBuf,
     },
-    /// Deploy template.yaml into the emulator's CloudFormation and write the outputs.
+    /// Package the template's cargo-lambda functions from host-built binaries, deploy it
+    /// into the emulator's CloudFormation and write the outputs.
     Deploy {
         #[arg(long)]
         stack_name: String,
         #[arg(long, default_value = "template.yaml")]
         template: PathBuf,
+        /// Directory of the host-built function executables.
+        #[arg(long, default_value = "target/debug")]
+        binaries_dir: PathBuf,
+        /// Emulator bucket that receives the function packages.
+        #[arg(long, default_value = "hub-local-artifacts")]
+        artifacts_bucket: String,
         /// Template parameter as KEY=VALUE; repeatable.
         #[arg(long = "parameter", value_parser = parse_key_value)]
         parameters: Vec<(String, String)>,
@@ -90,17 +98,28 @@ async fn main() -> Result<()> {
         Command::Deploy {
             stack_name,
             template,
+            binaries_dir,
+            artifacts_bucket,
             parameters,
             outputs_file,
         } => {
             hub_runtime::init_cli_tracing();
             let aws = AwsEnv::load().await;
+            let template_body = package::package(
+                &aws.s3(),
+                &package::PackageRequest {
+                    template: &template,
+                    binaries_dir: &binaries_dir,
+                    bucket: &artifacts_bucket,
+                },
+            )
+            .await?;
             let cfn = aws_sdk_cloudformation::Client::new(&aws.sdk);
             deploy::deploy(
                 &cfn,
                 &deploy::DeployRequest {
                     stack_name: &stack_name,
-                    template: &template,
+                    template_body: &template_body,
                     parameters: &parameters,
                     outputs_file: &outputs_file,
                 },

@@ -4,12 +4,14 @@
 use std::{collections::HashMap, time::Duration};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
+use futures::{StreamExt as _, TryStreamExt as _};
 
 pub type Item = HashMap<String, AttributeValue>;
 
 const GET_CHUNK: usize = 100;
 const WRITE_CHUNK: usize = 25;
 const ATTEMPTS: u32 = 8;
+const WRITE_CONCURRENCY: usize = 8;
 
 pub async fn batch_get(
     client: &aws_sdk_dynamodb::Client,
@@ -55,35 +57,47 @@ pub async fn batch_get(
     Ok(items)
 }
 
+/// Writes in chunks of 25, up to `WRITE_CONCURRENCY` chunks in flight, each retried until
+/// DynamoDB has processed every item.
 pub async fn batch_write(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     requests: Vec<WriteRequest>,
 ) -> Result<(), String> {
-    for chunk in requests.chunks(WRITE_CHUNK) {
-        let mut pending = chunk.to_vec();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let output = client
-                .batch_write_item()
-                .request_items(table, pending)
-                .send()
-                .await
-                .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-            pending = output
-                .unprocessed_items()
-                .and_then(|u| u.get(table))
-                .cloned()
-                .unwrap_or_default();
-            attempt += 1;
-            if !pending.is_empty() {
-                if attempt >= ATTEMPTS {
-                    return Err(format!(
-                        "{table}: items still unprocessed after {ATTEMPTS} attempts"
-                    ));
-                }
-                tokio::time::sleep(backoff(attempt)).await;
+    let chunks: Vec<Vec<WriteRequest>> = requests.chunks(WRITE_CHUNK).map(<[_]>::to_vec).collect();
+    futures::stream::iter(chunks)
+        .map(|chunk| write_chunk(client, table, chunk))
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+async fn write_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mut pending: Vec<WriteRequest>,
+) -> Result<(), String> {
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let output = client
+            .batch_write_item()
+            .request_items(table, pending)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        pending = output
+            .unprocessed_items()
+            .and_then(|u| u.get(table))
+            .cloned()
+            .unwrap_or_default();
+        attempt += 1;
+        if !pending.is_empty() {
+            if attempt >= ATTEMPTS {
+                return Err(format!(
+                    "{table}: items still unprocessed after {ATTEMPTS} attempts"
+                ));
             }
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
     Ok(())

@@ -20,6 +20,12 @@ impl Metrics {
         }
     }
 
+    /// Adds a dimension; the metrics of this document are then split by its value.
+    pub fn dimension(&mut self, name: &str, value: &str) -> &mut Self {
+        self.dimensions.push((name.into(), value.into()));
+        self
+    }
+
     pub fn count(&mut self, name: &str, value: u64) -> &mut Self {
         self.values.push((name.into(), value as f64, "Count"));
         self

@@ -5,11 +5,16 @@
 //! SDK honours by itself. What the SDK cannot infer is that an emulator serves S3 on one
 //! host, so buckets must be addressed path-style there.
 
+pub mod config;
+#[cfg(feature = "s3")]
+pub mod dead_letter;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod emf;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
+#[cfg(feature = "stream")]
+pub mod stream;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;

@@ -1,0 +1,141 @@
+//! What a batch of normalized events must write, computed without I/O.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use hub_events::{Envelope, NormalizedTelemetry};
+use hub_runtime::{dead_letter::DeadLetter, stream::StreamRecord};
+
+/// One hot-store row: a metric's value at a measurement time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotRow {
+    /// `device#metric`
+    pub series: String,
+    pub ts_ms: i64,
+    pub value: f64,
+    pub unit: Option<String>,
+    pub device_id: String,
+    pub seq: Option<u64>,
+    pub clock_skew_corrected: bool,
+    pub simulated: bool,
+    /// Epoch seconds after which DynamoDB's TTL removes the row.
+    pub expires_at: i64,
+}
+
+/// The newest reading of a device in this batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestReading {
+    pub device_id: String,
+    pub ts_ms: i64,
+    pub seq: Option<u64>,
+    pub metrics: BTreeMap<String, f64>,
+    pub status: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// One archive object: a device's events of one day from this batch, as JSON lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveObject {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub records: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub rows: Vec<HotRow>,
+    pub latest: Vec<LatestReading>,
+    pub archive: Vec<ArchiveObject>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Readings accepted (each gives one row per metric).
+    pub readings: u64,
+}
+
+pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
+    let mut plan = Plan::default();
+    // Keyed so that a series/time pair appears once: BatchWriteItem refuses duplicate keys.
+    let mut rows: BTreeMap<(String, i64), HotRow> = BTreeMap::new();
+    let mut latest: HashMap<String, LatestReading> = HashMap::new();
+    let mut archive: BTreeMap<(String, String), (String, Vec<u8>, usize)> = BTreeMap::new();
+    for record in records {
+        let event = match Envelope::<NormalizedTelemetry>::from_slice(&record.data) {
+            Ok(event) => event,
+            Err(err) => {
+                plan.dead_letters.push(DeadLetter {
+                    reason: "invalid_event",
+                    detail: err.to_string(),
+                    device_id: None,
+                    position: record.position.clone(),
+                    received_at: None,
+                    original: base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        &record.data,
+                    ),
+                });
+                continue;
+            }
+        };
+        plan.readings += 1;
+        let reading = &event.data;
+        let ts_ms = reading.ts.timestamp_millis();
+        let expires_at = reading.ts.timestamp() + retention_days * 86_400;
+        for (metric, value) in &reading.metrics {
+            let series = format!("{}#{metric}", reading.device_id);
+            rows.insert(
+                (series.clone(), ts_ms),
+                HotRow {
+                    series,
+                    ts_ms,
+                    value: *value,
+                    unit: reading.units.get(metric).cloned(),
+                    device_id: reading.device_id.clone(),
+                    seq: reading.seq,
+                    clock_skew_corrected: reading.clock_skew_corrected,
+                    simulated: event.simulated,
+                    expires_at,
+                },
+            );
+        }
+        let newest = latest
+            .entry(reading.device_id.clone())
+            .or_insert_with(|| LatestReading {
+                device_id: reading.device_id.clone(),
+                ts_ms: i64::MIN,
+                seq: None,
+                metrics: BTreeMap::new(),
+                status: String::new(),
+                received_at: reading.received_at,
+            });
+        if ts_ms > newest.ts_ms {
+            newest.ts_ms = ts_ms;
+            newest.seq = reading.seq;
+            newest.metrics = reading.metrics.clone();
+            newest.status = reading.status.clone();
+            newest.received_at = reading.received_at;
+        }
+        let day = reading.ts.format("%Y/%m/%d").to_string();
+        let object = archive
+            .entry((reading.device_id.clone(), day.clone()))
+            .or_insert_with(|| {
+                // The first record's position names the object, so a redelivered batch
+                // overwrites it instead of adding a copy.
+                let name = record.position.replace(':', "-");
+                (
+                    format!("{}/{day}/{name}.jsonl", reading.device_id),
+                    Vec::new(),
+                    0,
+                )
+            });
+        object.1.extend_from_slice(&record.data);
+        object.1.push(b'\n');
+        object.2 += 1;
+    }
+    plan.rows = rows.into_values().collect();
+    plan.latest = latest.into_values().collect();
+    plan.latest.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    plan.archive = archive
+        .into_values()
+        .map(|(key, body, records)| ArchiveObject { key, body, records })
+        .collect();
+    plan
+}

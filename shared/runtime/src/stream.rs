@@ -1,0 +1,75 @@
+//! The Kinesis event source's shapes, reduced to what stream handlers work with.
+
+use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
+
+/// One stream record: where it sits and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    /// `shardId:sequenceNumber` (the event id): unique, and stable across redeliveries.
+    pub position: String,
+    pub sequence_number: String,
+    pub data: Vec<u8>,
+}
+
+impl StreamRecord {
+    /// A record at `shardId:sequenceNumber`.
+    pub fn new(position: impl Into<String>, data: Vec<u8>) -> Self {
+        let position = position.into();
+        let sequence_number = position.rsplit(':').next().unwrap_or_default().to_owned();
+        Self {
+            position,
+            sequence_number,
+            data,
+        }
+    }
+}
+
+pub fn records(event: KinesisEvent) -> Vec<StreamRecord> {
+    event
+        .records
+        .into_iter()
+        .map(|r| {
+            let sequence_number = r.kinesis.sequence_number;
+            StreamRecord {
+                position: r.event_id.unwrap_or_else(|| sequence_number.clone()),
+                sequence_number,
+                data: r.kinesis.data.0,
+            }
+        })
+        .collect()
+}
+
+/// A partial batch response naming the failed records. The event source retries from the
+/// first of them, so they are reported in stream order.
+pub fn failures<'a>(failed: impl IntoIterator<Item = &'a StreamRecord>) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    for record in failed {
+        response.add_failure(record.sequence_number.clone());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinesis_fixture_reduces_to_positions_and_bytes() {
+        let event: KinesisEvent =
+            serde_json::from_str(include_str!("../../../tests/fixtures/kinesis-event.json"))
+                .unwrap();
+        let records = records(event);
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[0].position,
+            "shardId-000000000000:49545115243490985018280067714973144582180062593244200961"
+        );
+        assert_eq!(records[0].data, b"Hello, this is a test.");
+        let response = failures(&records[1..]);
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(
+            response.batch_item_failures[0].item_identifier.as_deref(),
+            Some(records[1].sequence_number.as_str())
+        );
+    }
+}
