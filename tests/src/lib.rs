@@ -5,9 +5,13 @@
 //! `localstack/up.sh` writes `stack.env` and `outputs.json` into the stack directory;
 //! everything here starts from `HUB_STACK_DIR`.
 
+pub mod accounting;
+
+pub use hub_sim::provision::Device;
+
 use std::{
-    collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    collections::BTreeMap,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -35,7 +39,7 @@ impl Stack {
             std::env::var("HUB_STACK_DIR")
                 .context("HUB_STACK_DIR is not set: start the stack with localstack/up.sh")?,
         );
-        let env = read_env_file(&dir.join("stack.env"))?;
+        let env = hub_sim::local::read_env_file(&dir.join("stack.env"))?;
         for key in [
             "AWS_ENDPOINT_URL",
             "AWS_REGION",
@@ -123,55 +127,11 @@ impl Stack {
         }
     }
 
-    /// Registers a device the way operators do on AWS: a thing, a certificate signed from
-    /// the device's own CSR (CN = device id, the key never leaves the device), the device
-    /// policy and the thing attached to the certificate.
+    /// Registers a device the way operators do on AWS (see `hub_sim::provision`).
     pub async fn register_device(&self, device_id: &str) -> Result<Device> {
-        let iot = self.iot();
-        iot.create_thing().thing_name(device_id).send().await?;
-        let key = rcgen::KeyPair::generate()?;
-        let mut params = rcgen::CertificateParams::default();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, device_id);
-        let csr = params.serialize_request(&key)?.pem()?;
-        let cert = iot
-            .create_certificate_from_csr()
-            .certificate_signing_request(csr)
-            .set_as_active(true)
-            .send()
-            .await?;
-        let arn = cert.certificate_arn().context("certificate ARN")?;
-        iot.attach_policy()
-            .policy_name(self.output("DevicePolicyName"))
-            .target(arn)
-            .send()
-            .await?;
-        iot.attach_thing_principal()
-            .thing_name(device_id)
-            .principal(arn)
-            .send()
-            .await?;
-        Ok(Device {
-            id: device_id.to_owned(),
-            certificate_id: cert.certificate_id().context("certificate id")?.to_owned(),
-            identity: ClientIdentity {
-                cert_pem: cert
-                    .certificate_pem()
-                    .context("certificate PEM")?
-                    .as_bytes()
-                    .to_vec(),
-                key_pem: key.serialize_pem().into_bytes(),
-            },
-        })
+        hub_sim::provision::register_device(&self.iot(), self.output("DevicePolicyName"), device_id)
+            .await
     }
-}
-
-/// A registered device and the credentials it holds.
-pub struct Device {
-    pub id: String,
-    pub certificate_id: String,
-    pub identity: ClientIdentity,
 }
 
 /// A record read back from a Kinesis stream.
@@ -259,20 +219,4 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
-}
-
-fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().trim_start_matches("export ").to_owned(),
-                v.trim().to_owned(),
-            )
-        })
-        .collect())
 }

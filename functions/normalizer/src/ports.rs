@@ -42,7 +42,7 @@ pub trait Registry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceState {
     pub last_seq: Option<u64>,
-    /// Sequence numbers never seen, summed over the device's life.
+    /// Sequence numbers skipped and not (yet) received late: the device's missing readings.
     pub gaps: u64,
     /// Start (epoch minute) of the current rate-limit window and messages admitted in it.
     pub window_minute: i64,

@@ -199,10 +199,14 @@ where
         state.window_count += 1;
         if let Some(seq) = p.message.seq {
             match state.last_seq {
-                Some(last) if seq > last + 1 => {
-                    state.gaps += seq - last - 1;
-                    tally.sequence_gaps += seq - last - 1;
+                // Checked: a device may send any u64, u64::MAX included.
+                Some(last) if seq > last.saturating_add(1) => {
+                    let missed = seq - last - 1;
+                    state.gaps = state.gaps.saturating_add(missed);
+                    tally.sequence_gaps = tally.sequence_gaps.saturating_add(missed);
                 }
+                // A late reading (not a duplicate: those were caught above) fills a gap.
+                Some(last) if seq < last => state.gaps = state.gaps.saturating_sub(1),
                 _ => {}
             }
             state.last_seq = Some(state.last_seq.map_or(seq, |last| last.max(seq)));

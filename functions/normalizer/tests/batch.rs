@@ -168,7 +168,7 @@ async fn excess_over_the_rate_limit_is_dead_lettered() {
 }
 
 #[tokio::test]
-async fn sequence_gaps_are_recorded_and_late_data_is_not_a_gap() {
+async fn sequence_gaps_are_recorded_and_late_data_fills_them() {
     let memory = Memory::default();
     let records = [
         raw("d", &reading(1, 1.0), "s:1"),
@@ -176,9 +176,10 @@ async fn sequence_gaps_are_recorded_and_late_data_is_not_a_gap() {
         raw("d", &reading(3, 1.0), "s:3"),
     ];
     let result = run(&memory, &Config::default(), &records).await;
+    // Three detected (2, 3, 4); seq 3 then arrived late, so two are still missing.
     assert_eq!(result.tally.sequence_gaps, 3);
     let state = memory.states.lock().unwrap()["d"].clone();
-    assert_eq!((state.last_seq, state.gaps), (Some(5), 3));
+    assert_eq!((state.last_seq, state.gaps), (Some(5), 2));
 }
 
 #[tokio::test]
@@ -227,4 +228,17 @@ async fn a_transient_failure_fails_the_whole_batch_and_the_retry_balances() {
     let result = run(&memory, &Config::default(), &records).await;
     assert!(result.failed.is_empty());
     assert_eq!(result.tally.stored, 2);
+}
+
+#[tokio::test]
+async fn extreme_sequence_numbers_do_not_overflow() {
+    let memory = Memory::default();
+    let records = [
+        raw("d", &reading(u64::MAX, 1.0), "s:1"),
+        raw("d", &reading(1, 1.0), "s:2"),
+        raw("d", &reading(u64::MAX - 1, 1.0), "s:3"),
+    ];
+    let result = run(&memory, &Config::default(), &records).await;
+    assert_eq!(result.tally.stored, 3);
+    assert!(result.tally.balances());
 }

@@ -39,6 +39,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
 fn row_item(row: &HotRow) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("series".to_owned(), s(&row.series)),
+        ("ts_seq".to_owned(), s(&row.sort_key)),
         ("ts".to_owned(), n(row.ts_ms)),
         ("value".to_owned(), n(row.value)),
         ("device_id".to_owned(), s(&row.device_id)),

@@ -14,7 +14,7 @@ use crate::{
 
 #[derive(Default)]
 pub struct Memory {
-    pub rows: Mutex<BTreeMap<(String, i64), HotRow>>,
+    pub rows: Mutex<BTreeMap<(String, String), HotRow>>,
     pub latest: Mutex<HashMap<String, LatestReading>>,
     pub objects: Mutex<BTreeMap<String, Vec<u8>>>,
     pub dead_letters: Mutex<Vec<DeadLetter>>,
@@ -26,7 +26,7 @@ impl Stores for Memory {
     async fn put_rows(&self, rows: &[HotRow]) -> Result<(), StoreError> {
         let mut stored = self.rows.lock().unwrap();
         for row in rows {
-            stored.insert((row.series.clone(), row.ts_ms), row.clone());
+            stored.insert((row.series.clone(), row.sort_key.clone()), row.clone());
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ use hub_runtime::{dead_letter::DeadLetter, stream::StreamRecord};
 pub struct HotRow {
     /// `device#metric`
     pub series: String,
+    /// Range key: `sort_key(ts_ms, seq)`.
+    pub sort_key: String,
     pub ts_ms: i64,
     pub value: f64,
     pub unit: Option<String>,
@@ -51,10 +53,31 @@ pub struct Plan {
     pub readings: u64,
 }
 
+/// The hot store's range key: measurement time (epoch ms, fixed width so that string
+/// order is time order), then the device's seq. Two readings of a device at the same
+/// millisecond (a clock-corrected reading lands on the receive time, which another
+/// reading may carry too) stay two rows; the same reading delivered twice stays one.
+/// A time range `[a, b]` is the key range `[sort_key_floor(a), sort_key_ceiling(b)]`.
+pub fn sort_key(ts_ms: i64, seq: Option<u64>) -> String {
+    match seq {
+        Some(seq) => format!("{ts_ms:013}#{seq:020}"),
+        None => format!("{ts_ms:013}"),
+    }
+}
+
+pub fn sort_key_floor(ts_ms: i64) -> String {
+    format!("{ts_ms:013}")
+}
+
+pub fn sort_key_ceiling(ts_ms: i64) -> String {
+    // '~' sorts after '#' and every digit.
+    format!("{ts_ms:013}~")
+}
+
 pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
     let mut plan = Plan::default();
     // Keyed so that a series/time pair appears once: BatchWriteItem refuses duplicate keys.
-    let mut rows: BTreeMap<(String, i64), HotRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String), HotRow> = BTreeMap::new();
     let mut latest: HashMap<String, LatestReading> = HashMap::new();
     let mut archive: BTreeMap<(String, String), (String, Vec<u8>, usize)> = BTreeMap::new();
     for record in records {
@@ -81,10 +104,12 @@ pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
         let expires_at = reading.ts.timestamp() + retention_days * 86_400;
         for (metric, value) in &reading.metrics {
             let series = format!("{}#{metric}", reading.device_id);
+            let sort_key = sort_key(ts_ms, reading.seq);
             rows.insert(
-                (series.clone(), ts_ms),
+                (series.clone(), sort_key.clone()),
                 HotRow {
                     series,
+                    sort_key,
                     ts_ms,
                     value: *value,
                     unit: reading.units.get(metric).cloned(),
@@ -138,4 +163,29 @@ pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
         .map(|(key, body, records)| ArchiveObject { key, body, records })
         .collect();
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_keys_order_by_time_then_seq_and_ranges_cover_them() {
+        let keys = [
+            sort_key(999, Some(5)),
+            sort_key(1000, None),
+            sort_key(1000, Some(2)),
+            sort_key(1000, Some(10)),
+            sort_key(1001, Some(1)),
+        ];
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, keys);
+        let (floor, ceiling) = (sort_key_floor(1000), sort_key_ceiling(1000));
+        let inside: Vec<&String> = keys
+            .iter()
+            .filter(|k| **k >= floor && **k <= ceiling)
+            .collect();
+        assert_eq!(inside, [&keys[1], &keys[2], &keys[3]]);
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hub_events::{DeviceContext, Envelope, NormalizedTelemetry};
 use hub_runtime::stream::StreamRecord;
-use telemetry_store::{handler::store, memory::Memory};
+use telemetry_store::{handler::store, memory::Memory, plan::sort_key};
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()
@@ -60,7 +60,7 @@ async fn one_row_per_metric_and_reading() {
     assert_eq!(summary.readings, 3);
     assert_eq!(summary.rows, 6);
     let rows = memory.rows.lock().unwrap();
-    let row = &rows[&("a#temperature".to_owned(), T0 + 1000)];
+    let row = &rows[&("a#temperature".to_owned(), sort_key(T0 + 1000, Some(2)))];
     assert_eq!(row.value, 21.0);
     assert_eq!(row.unit.as_deref(), Some("celsius"));
     assert!(row.simulated);
@@ -96,7 +96,7 @@ async fn latest_only_moves_forward() {
         .rows
         .lock()
         .unwrap()
-        .contains_key(&("a#temperature".to_owned(), T0 + 3000)));
+        .contains_key(&("a#temperature".to_owned(), sort_key(T0 + 3000, Some(3)))));
     // Within one batch the newest wins whatever the order.
     store(
         &memory,
@@ -170,4 +170,18 @@ async fn a_failed_write_fails_the_batch_and_the_retry_completes_it() {
     );
     store(&memory, &batch, 30).await.unwrap();
     assert_eq!(memory.rows.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn two_readings_at_the_same_millisecond_are_two_rows() {
+    let memory = Memory::default();
+    let summary = store(
+        &memory,
+        &records(&[("a", 7, T0, 20.0), ("a", 9, T0, 22.0)]),
+        30,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.rows, 4);
+    assert_eq!(memory.rows.lock().unwrap().len(), 4);
 }

@@ -168,7 +168,8 @@ pub fn canonical_name(name: &str) -> Result<String, MetricError> {
         }
     }
     let out = out.trim_matches('_').to_owned();
-    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+    // Underscores added at case changes can push a 64-byte name past the limit.
+    if out.len() > 64 || !out.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(bad());
     }
     Ok(out)

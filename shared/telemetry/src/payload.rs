@@ -66,6 +66,12 @@ pub enum RejectReason {
     NoMetrics,
     #[error("{0} metrics exceed the limit of {MAX_METRICS}")]
     TooManyMetrics(usize),
+    #[error("fields `{first}` and `{second}` are both metric `{canonical}`")]
+    AmbiguousMetric {
+        first: String,
+        second: String,
+        canonical: String,
+    },
     #[error(transparent)]
     Metric(#[from] MetricError),
 }
@@ -84,6 +90,7 @@ impl RejectReason {
             RejectReason::BadTimestamp(_) => "bad_timestamp",
             RejectReason::NoMetrics => "no_metrics",
             RejectReason::TooManyMetrics(_) => "too_many_metrics",
+            RejectReason::AmbiguousMetric { .. } => "ambiguous_metric",
             RejectReason::Metric(e) => e.code(),
         }
     }
@@ -153,12 +160,22 @@ pub fn parse(bytes: &[u8]) -> Result<DeviceMessage, RejectReason> {
         return Err(RejectReason::TooManyMetrics(raw_metrics.len()));
     }
     let mut metrics = BTreeMap::new();
+    // Which device field each canonical metric came from: two fields naming the same
+    // quantity (`temp` and `temp_f`) are refused rather than one silently winning.
+    let mut sources: BTreeMap<String, &String> = BTreeMap::new();
     for (name, value) in raw_metrics {
         let value = match value {
             Value::Number(n) => n.as_f64().ok_or_else(|| wrong_type(name, "a number"))?,
             _ => return Err(wrong_type(name, "a number")),
         };
         let (canonical, value) = metrics::normalize(name, value)?;
+        if let Some(first) = sources.insert(canonical.clone(), name) {
+            return Err(RejectReason::AmbiguousMetric {
+                first: truncate(first),
+                second: truncate(name),
+                canonical,
+            });
+        }
         metrics.insert(canonical, value);
     }
     if kind == MessageKind::Telemetry && metrics.is_empty() {
@@ -292,6 +309,26 @@ mod tests {
         assert_eq!(
             parse(payload.as_bytes()).unwrap_err().code(),
             "too_many_metrics"
+        );
+    }
+
+    #[test]
+    fn two_fields_for_one_metric_are_refused() {
+        let err =
+            parse(br#"{"ts":"2026-11-23T10:00:00Z","temperature":20,"temp_f":212}"#).unwrap_err();
+        assert_eq!(err.code(), "ambiguous_metric");
+        let err = parse(br#"{"v":2,"ts":"2026-11-23T10:00:00Z","metrics":{"temp":20,"TEMP":30}}"#)
+            .unwrap_err();
+        assert_eq!(err.code(), "ambiguous_metric");
+    }
+
+    #[test]
+    fn a_name_that_grows_past_the_limit_is_refused() {
+        // 64 bytes in, 65 after the underscore at the case change.
+        let payload = format!(r#"{{"ts":"2026-11-23T10:00:00Z","{}A":1}}"#, "a".repeat(63));
+        assert_eq!(
+            parse(payload.as_bytes()).unwrap_err().code(),
+            "bad_metric_name"
         );
     }
 }

@@ -1,0 +1,242 @@
+//! The pipeline's accounting as its functions report it: the CloudWatch EMF documents in
+//! their log groups, summed. On AWS, CloudWatch turns the same documents into metrics.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Stack;
+
+/// Totals over every batch a function has completed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub received: u64,
+    pub stored: u64,
+    pub deduplicated: u64,
+    pub dead_lettered: BTreeMap<String, u64>,
+    pub dropped: BTreeMap<String, u64>,
+    pub clock_skew_corrected: u64,
+    pub sequence_gaps: u64,
+    /// Batches that failed and were retried.
+    pub failed_batches: u64,
+    /// The storage stage: readings written and records it could not decode.
+    pub readings_stored: u64,
+    pub rows_written: u64,
+    pub store_dead_lettered: u64,
+}
+
+impl Counts {
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.values().sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// `received = stored + deduplicated + dead-lettered + dropped`
+    pub fn balances(&self) -> bool {
+        self.received
+            == self.stored + self.deduplicated + self.dead_lettered_total() + self.dropped_total()
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        let diff = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+            a.iter()
+                .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        };
+        Counts {
+            received: self.received - earlier.received,
+            stored: self.stored - earlier.stored,
+            deduplicated: self.deduplicated - earlier.deduplicated,
+            dead_lettered: diff(&self.dead_lettered, &earlier.dead_lettered),
+            dropped: diff(&self.dropped, &earlier.dropped),
+            clock_skew_corrected: self.clock_skew_corrected - earlier.clock_skew_corrected,
+            sequence_gaps: self.sequence_gaps - earlier.sequence_gaps,
+            failed_batches: self.failed_batches - earlier.failed_batches,
+            readings_stored: self.readings_stored - earlier.readings_stored,
+            rows_written: self.rows_written - earlier.rows_written,
+            store_dead_lettered: self.store_dead_lettered - earlier.store_dead_lettered,
+        }
+    }
+
+    fn add_document(&mut self, doc: &Value) {
+        let n = |name: &str| doc.get(name).and_then(Value::as_f64).unwrap_or(0.0) as u64;
+        match (
+            doc.get("Function").and_then(Value::as_str),
+            doc.get("Reason").and_then(Value::as_str),
+        ) {
+            (Some("normalizer"), Some(reason)) => {
+                for (metric, into) in [
+                    ("dead_letters_total", &mut self.dead_lettered),
+                    ("telemetry_dropped_total", &mut self.dropped),
+                ] {
+                    if doc.get(metric).is_some() {
+                        *into.entry(reason.to_owned()).or_default() += n(metric);
+                    }
+                }
+            }
+            (Some("normalizer"), None) => {
+                self.received += n("telemetry_ingest_rate");
+                self.stored += n("telemetry_stored_total");
+                self.deduplicated += n("telemetry_deduplicated_total");
+                self.clock_skew_corrected += n("telemetry_clock_skew_corrected_total");
+                self.sequence_gaps += n("telemetry_sequence_gaps_total");
+                self.failed_batches += u64::from(n("telemetry_batch_failed_records") > 0);
+            }
+            (Some("telemetry-store"), None) => {
+                self.readings_stored += n("telemetry_readings_stored_total");
+                self.rows_written += n("telemetry_rows_written_total");
+                self.store_dead_lettered += n("dead_letters_total");
+                self.failed_batches += u64::from(n("telemetry_batch_failed_records") > 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads and sums every EMF document the pipeline's functions have logged.
+pub async fn read(stack: &Stack) -> Result<Counts> {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&stack.aws.sdk);
+    let mut counts = Counts::default();
+    for output in ["NormalizerFunctionName", "TelemetryStoreFunctionName"] {
+        let group = format!("/aws/lambda/{}", stack.output(output));
+        let mut token = None;
+        loop {
+            let page = match logs
+                .filter_log_events()
+                .log_group_name(&group)
+                .set_next_token(token)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                // No group yet: the function has not run.
+                Err(err)
+                    if format!(
+                        "{}",
+                        aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&err)
+                    )
+                    .contains("ResourceNotFound") =>
+                {
+                    break
+                }
+                Err(err) => bail!(
+                    "reading {group}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(err)
+                ),
+            };
+            for event in page.events() {
+                let message = event.message().unwrap_or_default();
+                if message.contains("\"_aws\"") {
+                    if let Ok(doc) = serde_json::from_str::<Value>(message) {
+                        counts.add_document(&doc);
+                    }
+                }
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Records on a stream, all shards, from the start.
+pub async fn stream_length(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Result<u64> {
+    let shards = kinesis.list_shards().stream_name(stream).send().await?;
+    let mut total = 0;
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await?
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await?;
+            if page.records().is_empty() {
+                break;
+            }
+            total += page.records().len() as u64;
+            iterator = page.next_shard_iterator;
+        }
+    }
+    Ok(total)
+}
+
+/// Waits until both stages have processed every record of their input streams, and
+/// returns the counts then.
+pub async fn wait_until_drained(stack: &Stack, timeout: Duration) -> Result<Counts> {
+    let kinesis = stack.kinesis();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counts = read(stack).await?;
+        let raw = stream_length(&kinesis, stack.output("RawStreamName")).await?;
+        let normalized = stream_length(&kinesis, stack.output("NormalizedStreamName")).await?;
+        let stored_side = counts.readings_stored + counts.store_dead_lettered;
+        if counts.received == raw && stored_side == normalized {
+            return Ok(counts);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "pipeline not drained after {timeout:?}: raw stream {raw} records, normalizer received {}; \
+                 normalized stream {normalized}, storage processed {stored_side}",
+                counts.received
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every dead letter of the normalizer, from the dead-letter bucket.
+pub async fn dead_letters(stack: &Stack) -> Result<Vec<Value>> {
+    let s3 = stack.aws.s3();
+    let bucket = stack.output("DeadLetterBucketName");
+    let mut letters = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("normalizer/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.context("listing dead letters")?.contents() {
+            let key = object.key().unwrap_or_default();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await?
+                .body
+                .collect()
+                .await?
+                .into_bytes();
+            for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                letters.push(
+                    serde_json::from_slice(line)
+                        .with_context(|| format!("dead letter in {key}"))?,
+                );
+            }
+        }
+    }
+    Ok(letters)
+}

@@ -1,0 +1,111 @@
+//! Device credentials through the IoT API, as on AWS: a thing, a certificate signed from
+//! the device's own CSR (CN = device id; the private key never leaves the device), the
+//! device policy attached to the certificate and the certificate to the thing.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use hub_mqtt::ClientIdentity;
+
+/// A registered device and the credentials it holds.
+#[derive(Clone)]
+pub struct Device {
+    pub id: String,
+    pub certificate_id: String,
+    pub identity: ClientIdentity,
+}
+
+pub async fn register_device(
+    iot: &aws_sdk_iot::Client,
+    policy_name: &str,
+    device_id: &str,
+) -> Result<Device> {
+    iot.create_thing()
+        .thing_name(device_id)
+        .send()
+        .await
+        .context("CreateThing")?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, device_id);
+    let csr = params.serialize_request(&key)?.pem()?;
+    let cert = iot
+        .create_certificate_from_csr()
+        .certificate_signing_request(csr)
+        .set_as_active(true)
+        .send()
+        .await
+        .context("CreateCertificateFromCsr")?;
+    let arn = cert.certificate_arn().context("certificate ARN")?;
+    iot.attach_policy()
+        .policy_name(policy_name)
+        .target(arn)
+        .send()
+        .await
+        .context("AttachPolicy")?;
+    iot.attach_thing_principal()
+        .thing_name(device_id)
+        .principal(arn)
+        .send()
+        .await
+        .context("AttachThingPrincipal")?;
+    Ok(Device {
+        id: device_id.to_owned(),
+        certificate_id: cert.certificate_id().context("certificate id")?.to_owned(),
+        identity: ClientIdentity {
+            cert_pem: cert
+                .certificate_pem()
+                .context("certificate PEM")?
+                .as_bytes()
+                .to_vec(),
+            key_pem: key.serialize_pem().into_bytes(),
+        },
+    })
+}
+
+/// A device's credentials from `dir/{id}/`, registering the device first if they are not
+/// there yet, so repeated runs reuse their fleet.
+pub async fn device_with_saved_credentials(
+    iot: &aws_sdk_iot::Client,
+    policy_name: &str,
+    device_id: &str,
+    dir: &Path,
+) -> Result<Device> {
+    let device_dir = dir.join(device_id);
+    let (cert, key, id) = (
+        device_dir.join("cert.pem"),
+        device_dir.join("key.pem"),
+        device_dir.join("certificate-id"),
+    );
+    if let (Ok(cert_pem), Ok(key_pem), Ok(certificate_id)) = (
+        std::fs::read(&cert),
+        std::fs::read(&key),
+        std::fs::read_to_string(&id),
+    ) {
+        return Ok(Device {
+            id: device_id.to_owned(),
+            certificate_id: certificate_id.trim().to_owned(),
+            identity: ClientIdentity { cert_pem, key_pem },
+        });
+    }
+    let device = register_device(iot, policy_name, device_id).await?;
+    std::fs::create_dir_all(&device_dir)?;
+    std::fs::write(&cert, &device.identity.cert_pem)?;
+    write_private(&key, &device.identity.key_pem)?;
+    std::fs::write(&id, &device.certificate_id)?;
+    Ok(device)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
