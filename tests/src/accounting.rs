@@ -240,3 +240,72 @@ pub async fn dead_letters(stack: &Stack) -> Result<Vec<Value>> {
     }
     Ok(letters)
 }
+
+/// Hot-store rows of the devices whose ids start with `prefix`.
+pub async fn hot_store_rows(stack: &Stack, prefix: &str) -> Result<u64> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws.sdk);
+    let mut rows = 0;
+    let mut pages = dynamodb
+        .scan()
+        .table_name(stack.output("TelemetryTableName"))
+        .filter_expression("begins_with(device_id, :prefix)")
+        .expression_attribute_values(
+            ":prefix",
+            aws_sdk_dynamodb::types::AttributeValue::S(prefix.to_owned()),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        rows += page.context("scanning the hot store")?.count() as u64;
+    }
+    Ok(rows)
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveSummary {
+    pub objects: u64,
+    pub readings: u64,
+}
+
+/// Archive objects of the devices whose ids start with `prefix`, and the readings in
+/// them. Fails on a key outside the `{device}/{yyyy}/{mm}/{dd}/{name}` layout.
+pub async fn archive(stack: &Stack, prefix: &str) -> Result<ArchiveSummary> {
+    let s3 = stack.aws.s3();
+    let bucket = stack.output("ArchiveBucketName");
+    let mut summary = ArchiveSummary::default();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.context("listing the archive")?.contents() {
+            let key = object.key().unwrap_or_default();
+            let parts: Vec<&str> = key.split('/').collect();
+            let dated = parts.len() == 5
+                && parts[1].len() == 4
+                && parts[2].len() == 2
+                && parts[3].len() == 2;
+            if !dated {
+                bail!("archive key {key} is not {{device}}/{{yyyy}}/{{mm}}/{{dd}}/{{name}}");
+            }
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await?
+                .body
+                .collect()
+                .await?
+                .into_bytes();
+            summary.objects += 1;
+            summary.readings += body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u64;
+        }
+    }
+    Ok(summary)
+}

@@ -220,3 +220,42 @@ pub fn unique(prefix: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
+
+/// Registers `devices` simulated devices (`{prefix}-NN`, types rotating) and runs their
+/// scripts through Mosquitto at `rate` messages per second across the fleet.
+pub async fn run_fleet(
+    stack: &Stack,
+    prefix: &str,
+    devices: usize,
+    messages_per_device: u64,
+    rate: f64,
+    faults: &hub_sim::script::Faults,
+    progress: indicatif::ProgressBar,
+) -> Result<hub_sim::run::RunReport> {
+    use hub_sim::script::{device_type_for, script};
+    let interval = Duration::from_secs_f64(devices as f64 / rate);
+    let tick = chrono::Duration::from_std(interval)?;
+    let start = chrono::Utc::now();
+    let mut fleet = Vec::with_capacity(devices);
+    for index in 0..devices {
+        let device_id = format!("{prefix}-{index:02}");
+        let device = stack.register_device(&device_id).await?;
+        let script = script(
+            &device_id,
+            device_type_for(index),
+            messages_per_device,
+            faults,
+            start,
+            tick,
+            index as u64,
+        );
+        fleet.push((device, script));
+    }
+    let endpoint = hub_sim::run::Endpoint {
+        host: stack.mqtt_host.clone(),
+        port: stack.mqtt_port,
+        ca_pem: stack.ca_pem.clone(),
+    };
+    progress.set_length(fleet.iter().map(|(_, s)| s.messages.len() as u64).sum());
+    hub_sim::run::run(&endpoint, fleet, interval, progress).await
+}

@@ -6,12 +6,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use hub_e2e::{accounting, unique, Stack};
-use hub_sim::{
-    run::{run, Endpoint},
-    script::{device_type_for, script, Faults},
-};
+use hub_e2e::{accounting, run_fleet, unique, Stack};
+use hub_sim::script::Faults;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
@@ -30,36 +26,17 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
         anomaly: 0.01,
         heartbeat_every: 10,
     };
-    let start = chrono::Utc::now();
-    let rate = 400.0;
-    let devices = 24;
-    let interval = Duration::from_secs_f64(devices as f64 / rate);
-    let mut fleet = Vec::new();
-    for index in 0..devices {
-        let device_id = format!("{prefix}-{index:02}");
-        let device = stack.register_device(&device_id).await.unwrap();
-        let tick = chrono::Duration::from_std(interval).unwrap();
-        fleet.push((
-            device,
-            script(
-                &device_id,
-                device_type_for(index),
-                60,
-                &faults,
-                start,
-                tick,
-                index as u64,
-            ),
-        ));
-    }
-    let endpoint = Endpoint {
-        host: stack.mqtt_host.clone(),
-        port: stack.mqtt_port,
-        ca_pem: stack.ca_pem.clone(),
-    };
-    let report = run(&endpoint, fleet, interval, indicatif::ProgressBar::hidden())
-        .await
-        .unwrap();
+    let report = run_fleet(
+        &stack,
+        &prefix,
+        24,
+        60,
+        400.0,
+        &faults,
+        indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     let expected = &report.expected;
     assert_eq!(
         report.acked, report.sent,
@@ -97,19 +74,11 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
     assert_eq!(counts.store_dead_lettered, 0);
 
     // The stores agree with the counters: one hot-store row per metric and reading.
-    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws.sdk);
-    let mut rows = 0;
-    let mut pages = dynamodb
-        .scan()
-        .table_name(stack.output("TelemetryTableName"))
-        .filter_expression("begins_with(device_id, :prefix)")
-        .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        rows += page.unwrap().count() as u64;
-    }
-    assert_eq!(rows, expected.rows, "hot-store rows");
+    assert_eq!(
+        accounting::hot_store_rows(&stack, &prefix).await.unwrap(),
+        expected.rows,
+        "hot-store rows"
+    );
 
     // Every dead letter of this run names its reason and keeps the original bytes.
     let letters: Vec<_> = accounting::dead_letters(&stack)
@@ -151,43 +120,16 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
             .or_default() += 1;
     }
     println!("dead letters by reason: {by_reason:?}");
+    assert_eq!(
+        by_reason, counts.dead_lettered,
+        "the dead-letter store and the metrics agree"
+    );
 
     // The archive holds each stored reading once, under {device}/{yyyy}/{mm}/{dd}/.
-    let s3 = stack.aws.s3();
-    let bucket = stack.output("ArchiveBucketName");
-    let mut archived = 0u64;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page.unwrap().contents() {
-            let key = object.key().unwrap();
-            let parts: Vec<&str> = key.split('/').collect();
-            assert_eq!(parts.len(), 5, "{key}");
-            assert!(
-                parts[1].len() == 4 && parts[2].len() == 2 && parts[3].len() == 2,
-                "{key}"
-            );
-            let body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap();
-            archived += body
-                .into_bytes()
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count() as u64;
-        }
-    }
-    assert_eq!(archived, expected.stored, "archived readings");
+    let archive = accounting::archive(&stack, &prefix).await.unwrap();
+    assert_eq!(archive.readings, expected.stored, "archived readings");
+    assert!(
+        archive.objects < archive.readings,
+        "readings are batched into objects: {archive:?}"
+    );
 }
