@@ -28,6 +28,7 @@ step "template lint" bash -c '
 step "build" cargo build --workspace --all-targets
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "unit tests" cargo test --workspace --exclude hub-e2e
+step "fuzz (20 s a target)" "$HUB_ROOT/shared/telemetry/fuzz/run.sh" 20
 
 trap '"$HUB_ROOT/localstack/down.sh"' EXIT
 step "local stack up" "$HUB_ROOT/localstack/up.sh"

@@ -106,6 +106,11 @@ impl Counts {
 
 /// Reads and sums every EMF document the pipeline's functions have logged.
 pub async fn read(stack: &Stack) -> Result<Counts> {
+    read_since(stack, 0).await
+}
+
+/// Sums the EMF documents logged from `since_ms` (epoch milliseconds) on.
+pub async fn read_since(stack: &Stack, since_ms: i64) -> Result<Counts> {
     let logs = aws_sdk_cloudwatchlogs::Client::new(&stack.aws.sdk);
     let mut counts = Counts::default();
     for output in ["NormalizerFunctionName", "TelemetryStoreFunctionName"] {
@@ -115,6 +120,7 @@ pub async fn read(stack: &Stack) -> Result<Counts> {
             let page = match logs
                 .filter_log_events()
                 .log_group_name(&group)
+                .start_time(since_ms)
                 .set_next_token(token)
                 .send()
                 .await
@@ -204,6 +210,38 @@ pub async fn wait_until_drained(stack: &Stack, timeout: Duration) -> Result<Coun
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Waits until the normalizer has received `received` raw records since `since_ms` and
+/// the storage stage has stored every reading the normalizer emitted, polling the logs
+/// only (cheap for the emulator, unlike re-reading the streams), and returns the counts.
+pub async fn wait_for(
+    stack: &Stack,
+    since_ms: i64,
+    received: u64,
+    timeout: Duration,
+) -> Result<Counts> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counts = read_since(stack, since_ms).await?;
+        if counts.received >= received && counts.readings_stored >= counts.stored {
+            return Ok(counts);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after {timeout:?} the normalizer has received {} of {received} records and the storage stage stored {} of {} readings",
+                counts.received,
+                counts.readings_stored,
+                counts.stored
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+/// Now, in epoch milliseconds, for `read_since`.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Every dead letter of the normalizer, from the dead-letter bucket.

@@ -2,7 +2,8 @@
 //! for a while; the figure is readings stored per second from the first publish until
 //! the pipeline has drained, and the run only counts if nothing was lost or doubled.
 //!
-//! `hub-pipeline-bench [RATE] [SECONDS] [DEVICES]` (defaults 1000 60 50) against the stack
+//! `hub-pipeline-bench [RATE] [SECONDS] [DEVICES]` (defaults 1000 60, devices enough to stay
+//! under the per-device rate limit) against the stack
 //! that HUB_STACK_DIR points at.
 
 use std::time::{Duration, Instant};
@@ -15,9 +16,13 @@ use hub_sim::script::Faults;
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: f64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let (rate, seconds, devices) = (arg(0, 1000.0), arg(1, 60.0), arg(2, 50.0) as usize);
+    let (rate, seconds) = (arg(0, 1000.0), arg(1, 60.0));
+    // Each device stays at half the normalizer's default limit of 600 messages a minute,
+    // so the whole offered load is legitimate traffic.
+    let devices = (arg(2, 0.0) as usize).max((rate * 60.0 / 300.0).ceil() as usize);
     let stack = Stack::from_env().await?;
-    let before = accounting::wait_until_drained(&stack, Duration::from_secs(120)).await?;
+    accounting::wait_until_drained(&stack, Duration::from_secs(600)).await?;
+    let since = accounting::now_ms();
     let messages = ((rate * seconds) / devices as f64).ceil() as u64;
     // Clean traffic (no heartbeats or faults): every message is a reading to store.
     let faults = Faults {
@@ -39,10 +44,16 @@ async fn main() -> Result<()> {
     )
     .await?;
     let published = started.elapsed();
-    let counts = accounting::wait_until_drained(&stack, Duration::from_secs(1800))
-        .await?
-        .since(&before);
+    let counts =
+        accounting::wait_for(&stack, since, report.sent, Duration::from_secs(1800)).await?;
     let drained = started.elapsed();
+    // A moment more, so that anything doubled would show up in the counts too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts_later = accounting::read_since(&stack, since).await?;
+    ensure!(
+        counts_later == counts,
+        "more arrived after the expected counts: {counts_later:?}"
+    );
     ensure!(
         counts.balances()
             && counts.received == report.sent
