@@ -235,22 +235,32 @@ pub async fn run_fleet(
     use hub_sim::script::{device_type_for, script};
     let interval = Duration::from_secs_f64(devices as f64 / rate);
     let tick = chrono::Duration::from_std(interval)?;
-    let start = chrono::Utc::now();
-    let mut fleet = Vec::with_capacity(devices);
+    let mut registered = Vec::with_capacity(devices);
     for index in 0..devices {
-        let device_id = format!("{prefix}-{index:02}");
-        let device = stack.register_device(&device_id).await?;
-        let script = script(
-            &device_id,
-            device_type_for(index),
-            messages_per_device,
-            faults,
-            start,
-            tick,
-            index as u64,
+        registered.push(
+            stack
+                .register_device(&format!("{prefix}-{index:02}"))
+                .await?,
         );
-        fleet.push((device, script));
     }
+    // Device time starts after provisioning, so it tracks the real send times.
+    let start = chrono::Utc::now();
+    let fleet: Vec<_> = registered
+        .into_iter()
+        .enumerate()
+        .map(|(index, device)| {
+            let script = script(
+                &device.id,
+                device_type_for(index),
+                messages_per_device,
+                faults,
+                start,
+                tick,
+                index as u64,
+            );
+            (device, script)
+        })
+        .collect();
     let endpoint = hub_sim::run::Endpoint {
         host: stack.mqtt_host.clone(),
         port: stack.mqtt_port,

@@ -22,6 +22,8 @@ pub struct Memory {
     pub letters: Mutex<Vec<DeadLetter>>,
     /// When set, emitting fails, as a stream would under throttling.
     pub fail_emit: AtomicBool,
+    /// When set, saving device state fails: the last step of a batch, after the emit.
+    pub fail_save: AtomicBool,
 }
 
 impl Memory {
@@ -50,6 +52,12 @@ impl DeviceStates for Memory {
     }
 
     async fn save(&self, states: &HashMap<String, DeviceState>) -> Result<(), PortError> {
+        if self.fail_save.load(Ordering::SeqCst) {
+            return Err(PortError::new(
+                "device state write",
+                "ProvisionedThroughputExceededException",
+            ));
+        }
         self.states.lock().unwrap().extend(states.clone());
         Ok(())
     }

@@ -164,6 +164,10 @@ where
             tally.record(&Outcome::Dropped("quarantined"));
             continue;
         }
+        // Whether an earlier, failed attempt at this batch already emitted this record, and
+        // the dedup key to claim once the record passes the rate limit.
+        let mut already_emitted = false;
+        let mut to_claim = None;
         if let Some(seq) = p.message.seq {
             let key = dedup_key(device_id, seq);
             match claimed.get(&key) {
@@ -172,12 +176,10 @@ where
                     tally.record(&Outcome::Deduplicated);
                     continue;
                 }
-                // Claimed by this very record in an earlier, failed attempt: carry on.
-                Some(_) => {}
-                None => {
-                    claimed.insert(key.clone(), p.position.clone());
-                    new_claims.push((key, p.position.clone()));
-                }
+                // Claimed by this very record: claims are written only after the emit
+                // succeeded, so the event is out already; emitting it again would double it.
+                Some(_) => already_emitted = true,
+                None => to_claim = Some(key),
             }
         }
         let state = states.entry(device_id.clone()).or_default();
@@ -197,6 +199,12 @@ where
             continue;
         }
         state.window_count += 1;
+        // Claimed only now: a rate-limited record replayed from its dead letter later must
+        // not find its own key taken.
+        if let Some(key) = to_claim {
+            claimed.insert(key.clone(), p.position.clone());
+            new_claims.push((key, p.position.clone()));
+        }
         if let Some(seq) = p.message.seq {
             match state.last_seq {
                 // Checked: a device may send any u64, u64::MAX included.
@@ -215,12 +223,17 @@ where
             tally.record(&Outcome::Dropped("heartbeat"));
             continue;
         }
-        let (event, timing) =
+        let (mut event, timing) =
             hub_telemetry::normalize(&p.raw, &p.message, &config.skew, device.context);
+        // The same raw record always becomes the same event id, so consumers can tell a
+        // re-emitted event (after a partial emit failure) from a new one.
+        event.id = event_id(&p.position);
         if timing.corrected {
             tally.clock_skew_corrected += 1;
         }
-        events.push((device_id.clone(), event.to_vec()));
+        if !already_emitted {
+            events.push((device_id.clone(), event.to_vec()));
+        }
         tally.record(&Outcome::Stored);
     }
 
@@ -237,6 +250,14 @@ where
         ports.states.save(&states).await?;
     }
     Ok(tally)
+}
+
+/// Names the normalized events this function writes (a v5 UUID namespace of its own).
+const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3f1c6a52-8d0e-4b7a-9c55-2e1f0b7d9a61");
+
+/// The normalized event id of the raw record at `position`.
+pub fn event_id(position: &str) -> String {
+    uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, position.as_bytes()).to_string()
 }
 
 fn dedup_key(device_id: &str, seq: u64) -> String {

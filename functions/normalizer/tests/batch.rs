@@ -81,7 +81,7 @@ async fn valid_records_are_emitted_enriched_and_partitioned_by_device() {
 }
 
 #[tokio::test]
-async fn duplicates_make_no_second_event_but_a_retry_of_the_same_record_does() {
+async fn duplicates_make_no_second_event_and_a_redelivered_record_is_not_a_duplicate_of_itself() {
     let memory = Memory::default();
     let config = Config::default();
     let first = raw("d1", &reading(7, 20.0), "s:1");
@@ -91,10 +91,11 @@ async fn duplicates_make_no_second_event_but_a_retry_of_the_same_record_does() {
     // A later batch with the same resend: still a duplicate.
     let result = run(&memory, &config, &[again]).await;
     assert_eq!(result.tally.deduplicated, 1);
-    // The same stream record redelivered (a retried batch) is not a duplicate of itself.
+    // The same stream record redelivered (a retried batch) is not a duplicate of itself:
+    // it is accounted as stored again, and not emitted again.
     let result = run(&memory, &config, &[first]).await;
     assert_eq!(result.tally.stored, 1);
-    assert_eq!(memory.emitted.lock().unwrap().len(), 2);
+    assert_eq!(memory.emitted.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -241,4 +242,73 @@ async fn extreme_sequence_numbers_do_not_overflow() {
     let result = run(&memory, &Config::default(), &records).await;
     assert_eq!(result.tally.stored, 3);
     assert!(result.tally.balances());
+}
+
+#[tokio::test]
+async fn a_batch_retried_after_its_emit_does_not_emit_twice() {
+    use std::sync::atomic::Ordering;
+    let memory = Memory::default();
+    let records = [
+        raw("d", &reading(1, 1.0), "s:1"),
+        raw("d", &reading(2, 1.0), "s:2"),
+    ];
+    memory.fail_save.store(true, Ordering::SeqCst);
+    let result = run(&memory, &Config::default(), &records).await;
+    assert!(
+        result.error.is_some(),
+        "the state write failed, so the batch fails"
+    );
+    assert_eq!(
+        memory.emitted.lock().unwrap().len(),
+        2,
+        "the events went out before it"
+    );
+    memory.fail_save.store(false, Ordering::SeqCst);
+    let result = run(&memory, &Config::default(), &records).await;
+    assert_eq!(
+        result.tally.stored, 2,
+        "the retry accounts for both records"
+    );
+    assert_eq!(
+        memory.emitted.lock().unwrap().len(),
+        2,
+        "and emits neither again"
+    );
+    assert_eq!(memory.states.lock().unwrap()["d"].last_seq, Some(2));
+}
+
+#[tokio::test]
+async fn event_ids_follow_the_raw_record() {
+    let first = Memory::default();
+    let second = Memory::default();
+    let records = [raw("d", &reading(1, 1.0), "shardId-0:77")];
+    run(&first, &Config::default(), &records).await;
+    run(&second, &Config::default(), &records).await;
+    let id = |m: &Memory| {
+        let (_, bytes) = m.emitted.lock().unwrap()[0].clone();
+        Envelope::<NormalizedTelemetry>::from_slice(&bytes)
+            .unwrap()
+            .id
+    };
+    assert_eq!(id(&first), id(&second));
+    assert_eq!(id(&first), normalizer::process::event_id("shardId-0:77"));
+}
+
+#[tokio::test]
+async fn a_rate_limited_record_does_not_claim_its_seq() {
+    let memory = Memory::default();
+    let config = Config {
+        rate_limit_per_minute: 1,
+        ..Config::default()
+    };
+    let records = [
+        raw("d", &reading(1, 1.0), "s:1"),
+        raw("d", &reading(2, 1.0), "s:2"),
+    ];
+    let result = run(&memory, &config, &records).await;
+    assert_eq!(result.tally.dead_lettered["rate_limited"], 1);
+    assert!(
+        !memory.claims.lock().unwrap().contains_key("d#2"),
+        "replayable later"
+    );
 }

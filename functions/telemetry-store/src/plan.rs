@@ -11,7 +11,7 @@ use hub_runtime::{dead_letter::DeadLetter, stream::StreamRecord};
 pub struct HotRow {
     /// `device#metric`
     pub series: String,
-    /// Range key: `sort_key(ts_ms, seq)`.
+    /// Range key: `sort_key(ts_ms, seq, event id)`.
     pub sort_key: String,
     pub ts_ms: i64,
     pub value: f64,
@@ -57,11 +57,13 @@ pub struct Plan {
 /// order is time order), then the device's seq. Two readings of a device at the same
 /// millisecond (a clock-corrected reading lands on the receive time, which another
 /// reading may carry too) stay two rows; the same reading delivered twice stays one.
-/// A time range `[a, b]` is the key range `[sort_key_floor(a), sort_key_ceiling(b)]`.
-pub fn sort_key(ts_ms: i64, seq: Option<u64>) -> String {
+/// Readings without a seq (v1 devices) take the event id instead, which is stable for a
+/// redelivered record. A time range `[a, b]` is the key range
+/// `[sort_key_floor(a), sort_key_ceiling(b)]`.
+pub fn sort_key(ts_ms: i64, seq: Option<u64>, event_id: &str) -> String {
     match seq {
         Some(seq) => format!("{ts_ms:013}#{seq:020}"),
-        None => format!("{ts_ms:013}"),
+        None => format!("{ts_ms:013}#id-{event_id}"),
     }
 }
 
@@ -104,7 +106,7 @@ pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
         let expires_at = reading.ts.timestamp() + retention_days * 86_400;
         for (metric, value) in &reading.metrics {
             let series = format!("{}#{metric}", reading.device_id);
-            let sort_key = sort_key(ts_ms, reading.seq);
+            let sort_key = sort_key(ts_ms, reading.seq, &event.id);
             rows.insert(
                 (series.clone(), sort_key.clone()),
                 HotRow {
@@ -172,11 +174,11 @@ mod tests {
     #[test]
     fn sort_keys_order_by_time_then_seq_and_ranges_cover_them() {
         let keys = [
-            sort_key(999, Some(5)),
-            sort_key(1000, None),
-            sort_key(1000, Some(2)),
-            sort_key(1000, Some(10)),
-            sort_key(1001, Some(1)),
+            sort_key(999, Some(5), "e0"),
+            sort_key(1000, Some(2), "e1"),
+            sort_key(1000, Some(10), "e2"),
+            sort_key(1000, None, "e3"),
+            sort_key(1001, Some(1), "e4"),
         ];
         let mut sorted = keys.clone();
         sorted.sort();

@@ -60,7 +60,7 @@ async fn one_row_per_metric_and_reading() {
     assert_eq!(summary.readings, 3);
     assert_eq!(summary.rows, 6);
     let rows = memory.rows.lock().unwrap();
-    let row = &rows[&("a#temperature".to_owned(), sort_key(T0 + 1000, Some(2)))];
+    let row = &rows[&("a#temperature".to_owned(), sort_key(T0 + 1000, Some(2), ""))];
     assert_eq!(row.value, 21.0);
     assert_eq!(row.unit.as_deref(), Some("celsius"));
     assert!(row.simulated);
@@ -96,7 +96,7 @@ async fn latest_only_moves_forward() {
         .rows
         .lock()
         .unwrap()
-        .contains_key(&("a#temperature".to_owned(), sort_key(T0 + 3000, Some(3)))));
+        .contains_key(&("a#temperature".to_owned(), sort_key(T0 + 3000, Some(3), ""))));
     // Within one batch the newest wins whatever the order.
     store(
         &memory,
@@ -183,5 +183,21 @@ async fn two_readings_at_the_same_millisecond_are_two_rows() {
     .await
     .unwrap();
     assert_eq!(summary.rows, 4);
+    assert_eq!(memory.rows.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn v1_readings_in_the_same_millisecond_are_two_rows() {
+    let memory = Memory::default();
+    let mut batch = records(&[("old", 1, T0, 20.0), ("old", 2, T0, 21.0)]);
+    for record in &mut batch {
+        let mut event = Envelope::<NormalizedTelemetry>::from_slice(&record.data).unwrap();
+        event.data.seq = None;
+        record.data = event.to_vec();
+    }
+    let summary = store(&memory, &batch, 30).await.unwrap();
+    assert_eq!(summary.rows, 4);
+    // Redelivered: the same rows, no more.
+    store(&memory, &batch, 30).await.unwrap();
     assert_eq!(memory.rows.lock().unwrap().len(), 4);
 }

@@ -17,15 +17,25 @@ pub struct DeadLetter {
     pub original: String,
 }
 
-/// `{component}/{yyyy}/{mm}/{dd}/{HHMMSSmmm}-{uuid}.jsonl`: one object per batch, listed
-/// by day.
-pub fn object_key(component: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-    format!(
-        "{component}/{}/{}-{}.jsonl",
-        now.format("%Y/%m/%d"),
-        now.format("%H%M%S%3f"),
-        uuid::Uuid::new_v4().simple()
-    )
+/// `{component}/{yyyy}/{mm}/{dd}/{first position}.jsonl`: one object per batch, listed by
+/// day, named after the first letter's stream position so that a retried batch
+/// overwrites its object instead of adding a copy.
+pub fn object_key(
+    component: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    first_position: &str,
+) -> String {
+    let name: String = first_position
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{component}/{}/{name}.jsonl", now.format("%Y/%m/%d"))
 }
 
 pub fn to_json_lines(letters: &[DeadLetter]) -> Vec<u8> {
@@ -46,7 +56,11 @@ pub async fn write(
 ) -> Result<(), String> {
     s3.put_object()
         .bucket(bucket)
-        .key(object_key(component, chrono::Utc::now()))
+        .key(object_key(
+            component,
+            chrono::Utc::now(),
+            letters.first().map_or("empty", |l| l.position.as_str()),
+        ))
         .content_type("application/x-ndjson")
         .body(to_json_lines(letters).into())
         .send()
@@ -80,6 +94,9 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
             .unwrap()
             .to_utc();
-        assert!(object_key("normalizer", at).starts_with("normalizer/2026/11/23/100000000-"));
+        assert_eq!(
+            object_key("normalizer", at, "shardId-000000000000:4954"),
+            "normalizer/2026/11/23/shardId-000000000000-4954.jsonl"
+        );
     }
 }

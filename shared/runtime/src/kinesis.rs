@@ -7,7 +7,27 @@ use std::time::Duration;
 use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
 
 pub const MAX_RECORDS_PER_CALL: usize = 500;
+/// PutRecords refuses requests over 5 MiB, partition keys included.
+pub const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
 const RETRIES: u32 = 3;
+
+/// Splits records into PutRecords calls that respect both the count and the size limit.
+fn calls(records: &[(usize, String, Vec<u8>)]) -> Vec<&[(usize, String, Vec<u8>)]> {
+    let mut calls = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, key, data)) in records.iter().enumerate() {
+        let size = key.len() + data.len();
+        if i > start && (i - start == MAX_RECORDS_PER_CALL || bytes + size > MAX_BYTES_PER_CALL) {
+            calls.push(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        calls.push(&records[start..]);
+    }
+    calls
+}
 
 /// Puts `(partition_key, data)` records on `stream`; one result per record, in order.
 pub async fn put_records(
@@ -23,7 +43,7 @@ pub async fn put_records(
         .collect();
     for attempt in 0..=RETRIES {
         let mut retry = Vec::new();
-        for chunk in pending.chunks(MAX_RECORDS_PER_CALL) {
+        for chunk in calls(&pending) {
             let entries = chunk
                 .iter()
                 .map(|(_, key, data)| {
@@ -86,4 +106,24 @@ fn is_retryable(code: &str) -> bool {
         code,
         "ProvisionedThroughputExceededException" | "InternalFailure"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_respect_count_and_size() {
+        let small: Vec<_> = (0..1200)
+            .map(|i| (i, "k".to_owned(), vec![0u8; 10]))
+            .collect();
+        let sizes: Vec<usize> = calls(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [500, 500, 200]);
+        let big: Vec<_> = (0..12)
+            .map(|i| (i, "key".to_owned(), vec![0u8; 1024 * 1024 - 3]))
+            .collect();
+        let sizes: Vec<usize> = calls(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [5, 5, 2]);
+        assert!(calls(&[]).is_empty());
+    }
 }

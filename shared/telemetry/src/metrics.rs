@@ -73,6 +73,8 @@ const PRESSURE: Known = Known {
 
 /// Any other metric: kept under its snake_case name, bounded only by sanity.
 const GENERIC_LIMIT: f64 = 1.0e12;
+/// Smallest non-zero magnitude accepted.
+pub const MIN_MAGNITUDE: f64 = 1.0e-100;
 
 /// A conversion from what a device sends to the canonical unit.
 enum Conversion {
@@ -116,6 +118,8 @@ pub enum MetricError {
     BadName(String),
     #[error("metric `{0}` is not a finite number")]
     NotFinite(String),
+    #[error("metric `{name}` = {value:e} is too close to zero to be a reading (|value| < {MIN_MAGNITUDE:e})")]
+    TooSmall { name: String, value: f64 },
     #[error("metric `{name}` = {value} is outside {min}..={max} {unit}")]
     OutOfRange {
         name: String,
@@ -131,6 +135,7 @@ impl MetricError {
         match self {
             MetricError::BadName(_) => "bad_metric_name",
             MetricError::NotFinite(_) => "not_finite",
+            MetricError::TooSmall { .. } => "out_of_range",
             MetricError::OutOfRange { .. } => "out_of_range",
         }
     }
@@ -185,6 +190,11 @@ pub fn normalize(name: &str, value: f64) -> Result<(String, f64), MetricError> {
     let snake = canonical_name(name)?;
     if !value.is_finite() {
         return Err(MetricError::NotFinite(snake));
+    }
+    // No sensor reports 1e-100 of anything, and stores cannot hold it (DynamoDB's
+    // smallest number is 1e-130): refused here rather than failing a batch downstream.
+    if value != 0.0 && value.abs() < MIN_MAGNITUDE {
+        return Err(MetricError::TooSmall { name: snake, value });
     }
     let Some((known, conversion)) = lookup(&snake) else {
         if value.abs() > GENERIC_LIMIT {

@@ -331,4 +331,13 @@ mod tests {
             "bad_metric_name"
         );
     }
+
+    #[test]
+    fn vanishingly_small_values_are_refused_and_zero_is_not() {
+        let tiny = br#"{"v":2,"ts":"2026-11-23T10:00:00Z","metrics":{"temperature":1e-200}}"#;
+        assert_eq!(parse(tiny).unwrap_err().code(), "out_of_range");
+        let zero =
+            br#"{"v":2,"ts":"2026-11-23T10:00:00Z","metrics":{"temperature":0.0,"current":-0.0}}"#;
+        assert_eq!(parse(zero).unwrap().metrics["temperature"], 0.0);
+    }
 }

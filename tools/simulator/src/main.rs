@@ -167,29 +167,34 @@ async fn main() -> Result<()> {
         cli.devices,
         credentials_dir.display()
     );
-    let start = chrono::Utc::now();
-    let tick = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::seconds(1));
-    let mut fleet = Vec::with_capacity(cli.devices);
+    let mut devices = Vec::with_capacity(cli.devices);
     for index in 0..cli.devices {
         let device_id = format!("{}-{index:04}", cli.prefix);
-        let device =
+        devices.push(
             provision::device_with_saved_credentials(&iot, &policy, &device_id, &credentials_dir)
-                .await?;
-        let device_type = device_type_for(index);
-        let seed = cli.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
-        fleet.push((
-            device,
-            script(
-                &device_id,
-                device_type,
+                .await?,
+        );
+    }
+    // Device time starts now, after provisioning, so it tracks the real send times.
+    let start = chrono::Utc::now();
+    let tick = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::seconds(1));
+    let fleet: Vec<_> = devices
+        .into_iter()
+        .enumerate()
+        .map(|(index, device)| {
+            let seed = cli.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
+            let script = script(
+                &device.id,
+                device_type_for(index),
                 messages,
                 &faults,
                 start,
                 tick,
                 seed,
-            ),
-        ));
-    }
+            );
+            (device, script)
+        })
+        .collect();
     let labels: Vec<_> = fleet
         .iter()
         .flat_map(|(_, s)| s.anomalies.clone())

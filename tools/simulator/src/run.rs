@@ -35,7 +35,7 @@ pub struct RunReport {
     pub sent: u64,
     pub acked: u64,
     pub seconds: f64,
-    /// Messages per second achieved, from the first to the last PUBACK.
+    /// Messages per second achieved, from connecting the fleet to the last PUBACK.
     pub rate: f64,
     pub expected: Expected,
 }

@@ -166,7 +166,11 @@ pub fn script(
     let mut messages: Vec<Message> = Vec::new();
     let mut expected = Expected::default();
     let mut anomalies = Vec::new();
-    let mut seq = 0u64;
+    // Sequence numbers continue from the start time in milliseconds, so a device that
+    // runs again (its id and certificate are reused) never repeats an earlier run's seq,
+    // which the hub would rightly drop as a duplicate.
+    let first_seq = u64::try_from(start.timestamp_millis()).unwrap_or(0);
+    let mut seq = first_seq;
     let mut ts = start;
     for n in 0..telemetry {
         ts += tick;
@@ -517,7 +521,8 @@ mod tests {
         );
         let mut sorted = seqs.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, (1..=300).collect::<Vec<_>>());
+        let first = start().timestamp_millis() as u64;
+        assert_eq!(sorted, (first + 1..=first + 300).collect::<Vec<_>>());
     }
 
     #[test]
