@@ -49,7 +49,10 @@ hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
   --parameter ReportBatchItemFailures=false --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"
 
-policy=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["DevicePolicyName"])' "$stack/outputs.json")
+output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$stack/outputs.json" "$1"; }
+policy=$(output DevicePolicyName)
+# The emulator serves every API on its own port, under /_aws/execute-api/{api}/{stage}.
+api_url="$endpoint/_aws/execute-api/$(output HubApiId)/\$default"
 "$hub_local" mosquitto-config --policy-name "$policy" --pki-dir "$stack/pki" \
   --port "$HUB_MQTT_PORT" --dir "$stack/mosquitto"
 hub_log "starting Mosquitto on 127.0.0.1:$HUB_MQTT_PORT"
@@ -71,6 +74,7 @@ export HUB_STACK_NAME=$HUB_STACK_NAME
 export HUB_STACK_DIR=$stack
 export HUB_MQTT_HOST=127.0.0.1
 export HUB_MQTT_PORT=$HUB_MQTT_PORT
+export HUB_API_URL='$api_url'
 export AWS_ENDPOINT_URL=$endpoint
 export AWS_REGION=$AWS_REGION
 export AWS_DEFAULT_REGION=$AWS_REGION

@@ -29,6 +29,8 @@ pub struct Stack {
     pub ca_pem: Vec<u8>,
     pub outputs: BTreeMap<String, String>,
     pub aws: AwsEnv,
+    /// Base URL of the HTTP API (ingest, admin) as the emulator serves it.
+    pub api_url: String,
 }
 
 impl Stack {
@@ -65,6 +67,10 @@ impl Stack {
                 .get("HUB_MQTT_PORT")
                 .context("HUB_MQTT_PORT missing from stack.env")?
                 .parse()?,
+            api_url: env
+                .get("HUB_API_URL")
+                .context("HUB_API_URL missing from stack.env")?
+                .clone(),
             ca_pem: std::fs::read(dir.join("pki/ca.pem")).context("reading the stack CA")?,
             outputs,
             aws: AwsEnv::load().await,

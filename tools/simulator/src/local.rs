@@ -19,7 +19,8 @@ pub fn read_env_file(path: &Path) -> Result<HashMap<String, String>> {
         .map(|(k, v)| {
             (
                 k.trim().trim_start_matches("export ").to_owned(),
-                v.trim().to_owned(),
+                // Values may be single-quoted for the shell (`$default` in a URL).
+                v.trim().trim_matches('\'').to_owned(),
             )
         })
         .collect())
