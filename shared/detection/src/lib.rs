@@ -1,0 +1,17 @@
+//! What the anomaly detector and the alert dispatcher decide, as pure functions over plain
+//! state, so every rule is tested without AWS. The Lambdas load the state from DynamoDB,
+//! call these, and write it back under optimistic concurrency.
+
+pub mod alert;
+pub mod hysteresis;
+pub mod rule;
+pub mod welford;
+pub mod window;
+pub mod zscore;
+
+pub use alert::{AlertAction, TransitionError};
+pub use hysteresis::{Episode, Hysteresis, Transition};
+pub use rule::{Comparison, RuleError, RuleScope, ThresholdRule};
+pub use welford::Welford;
+pub use window::{window_of, Aggregate, WindowStats};
+pub use zscore::{SeriesState, Verdict, ZScore};
