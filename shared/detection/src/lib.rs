@@ -3,6 +3,7 @@
 //! call these, and write it back under optimistic concurrency.
 
 pub mod alert;
+pub mod detector;
 pub mod hysteresis;
 pub mod rule;
 pub mod welford;
@@ -10,6 +11,7 @@ pub mod window;
 pub mod zscore;
 
 pub use alert::{AlertAction, TransitionError};
+pub use detector::{observe, Detection, DetectorConfig, DetectorState, Outcome, Point};
 pub use hysteresis::{Episode, Hysteresis, Transition};
 pub use rule::{Comparison, RuleError, RuleScope, ThresholdRule};
 pub use welford::Welford;

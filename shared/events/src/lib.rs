@@ -27,6 +27,10 @@ pub const SCHEMAS: &[(&str, &str)] = &[
         include_str!("../schemas/iot.anomaly.detected.v1.schema.json"),
     ),
     (
+        AnomalyCleared::TYPE,
+        include_str!("../schemas/iot.anomaly.cleared.v1.schema.json"),
+    ),
+    (
         AlertRaised::TYPE,
         include_str!("../schemas/iot.alert.raised.v1.schema.json"),
     ),

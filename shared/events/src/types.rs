@@ -109,8 +109,10 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-/// `iot.anomaly.detected.v1`: the detector's verdict on one reading, for alerting and for
-/// ML consumers (which get the value, the score and the window it was judged in).
+/// `iot.anomaly.detected.v1`: one anomalous reading inside an episode, for alerting and for
+/// ML consumers (which get the value, the score or rule, and the episode's window). Every
+/// detection of one episode carries the window the episode began in, which is what makes
+/// them one alert.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnomalyDetected {
@@ -137,6 +139,32 @@ impl AnomalyDetected {
 }
 
 impl EventData for AnomalyDetected {
+    fn event_type(&self) -> &'static str {
+        Self::TYPE
+    }
+}
+
+/// `iot.anomaly.cleared.v1`: an episode of anomalous readings has ended (enough normal
+/// readings in a row); alerts of the episode resolve themselves on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyCleared {
+    pub device_id: String,
+    pub metric: String,
+    pub kind: DetectionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// Time of the reading that cleared the episode.
+    pub ts: DateTime<Utc>,
+    /// The window the episode began in, as its detections carried it.
+    pub window: Window,
+}
+
+impl AnomalyCleared {
+    pub const TYPE: &'static str = "iot.anomaly.cleared.v1";
+}
+
+impl EventData for AnomalyCleared {
     fn event_type(&self) -> &'static str {
         Self::TYPE
     }

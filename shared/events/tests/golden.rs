@@ -6,8 +6,8 @@ mod common;
 
 use common::validator;
 use hub_events::{
-    AlertRaised, AnomalyDetected, Envelope, EventData, NormalizedTelemetry, RawTelemetry,
-    RolloutEvent,
+    AlertRaised, AnomalyCleared, AnomalyDetected, Envelope, EventData, NormalizedTelemetry,
+    RawTelemetry, RolloutEvent,
 };
 use serde_json::Value;
 
@@ -51,6 +51,11 @@ fn normalized_telemetry_golden() {
 #[test]
 fn anomaly_detected_golden() {
     golden::<AnomalyDetected>("iot.anomaly.detected.v1.json", AnomalyDetected::TYPE);
+}
+
+#[test]
+fn anomaly_cleared_golden() {
+    golden::<AnomalyCleared>("iot.anomaly.cleared.v1.json", AnomalyCleared::TYPE);
 }
 
 #[test]
