@@ -23,14 +23,6 @@ impl RawSink for KinesisRawSink {
             .into_iter()
             .map(|data| (device_id.to_owned(), data))
             .collect();
-        let results = hub_runtime::kinesis::put_records(&self.client, &self.stream, records).await;
-        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-        match failed.first() {
-            None => Ok(()),
-            Some(first) => Err(format!(
-                "{} records not written, first: {first}",
-                failed.len()
-            )),
-        }
+        hub_runtime::kinesis::put_all(&self.client, &self.stream, records).await
     }
 }

@@ -6,9 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use hub_events::DeviceContext;
-use hub_runtime::dynamodb::{batch_get, batch_write, Item};
+use hub_runtime::dynamodb::{batch_get, batch_write, key, n, number, put, string, Item};
 
 use crate::ports::{
     DeadLetter, DedupStore, DeviceRecord, DeviceState, DeviceStates, Outputs, PortError, Registry,
@@ -199,31 +199,4 @@ impl Outputs for AwsOutputs {
             .await
             .map_err(|e| PortError::new("dead letter", e))
     }
-}
-
-fn key(name: &str, value: &str) -> Item {
-    HashMap::from([(name.to_owned(), AttributeValue::S(value.to_owned()))])
-}
-
-fn put(item: Item) -> WriteRequest {
-    WriteRequest::builder()
-        .put_request(
-            PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .expect("item is set"),
-        )
-        .build()
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn string(item: &Item, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
-}
-
-fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
-    item.get(name)?.as_n().ok()?.parse().ok()
 }

@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    error::SdkError,
-    operation::put_item::PutItemError,
-    types::{AttributeValue, PutRequest, WriteRequest},
-};
+use aws_sdk_dynamodb::{error::SdkError, operation::put_item::PutItemError, types::AttributeValue};
 use futures::{StreamExt as _, TryStreamExt as _};
-use hub_runtime::dead_letter::DeadLetter;
+use hub_runtime::{
+    dead_letter::DeadLetter,
+    dynamodb::{n, put, s},
+};
 
 use crate::{
     plan::{ArchiveObject, HotRow, LatestReading},
@@ -26,14 +25,6 @@ pub struct AwsStores {
     pub s3: aws_sdk_s3::Client,
     pub archive_bucket: String,
     pub dead_letter_bucket: String,
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 fn row_item(row: &HotRow) -> HashMap<String, AttributeValue> {
@@ -62,16 +53,7 @@ fn row_item(row: &HotRow) -> HashMap<String, AttributeValue> {
 
 impl Stores for AwsStores {
     async fn put_rows(&self, rows: &[HotRow]) -> Result<(), StoreError> {
-        let requests = rows
-            .iter()
-            .map(|row| {
-                let put = PutRequest::builder()
-                    .set_item(Some(row_item(row)))
-                    .build()
-                    .expect("item is set");
-                WriteRequest::builder().put_request(put).build()
-            })
-            .collect();
+        let requests = rows.iter().map(|row| put(row_item(row))).collect();
         hub_runtime::dynamodb::batch_write(&self.dynamodb, &self.telemetry_table, requests)
             .await
             .map_err(|e| StoreError::new("hot store write", e))

@@ -76,7 +76,8 @@ pub enum Detection {
 /// What one batch did to a series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
-    pub detections: Vec<Detection>,
+    /// Each with the stream position of the reading that caused it.
+    pub detections: Vec<(String, Detection)>,
     /// Aggregates of the points applied, by window start; to be merged into the stored ones.
     pub windows: BTreeMap<DateTime<Utc>, Aggregate>,
     /// Points skipped because they were applied before.
@@ -133,7 +134,7 @@ pub fn observe(
             verdict.anomalous,
             &window,
         ) {
-            outcome.detections.push(match d {
+            let detection = match d {
                 Step::Detected(w) => detected(
                     DetectionKind::ZScore,
                     verdict.score,
@@ -144,7 +145,8 @@ pub fn observe(
                 Step::Cleared(w) => {
                     cleared(device_id, metric, DetectionKind::ZScore, None, point.ts, w)
                 }
-            });
+            };
+            outcome.detections.push((point.position.clone(), detection));
         }
 
         for rule in rules {
@@ -154,7 +156,7 @@ pub fn observe(
                 .threshold_hysteresis
                 .step(&mut episode.episode, fires);
             if let Some(d) = follow(episode, transition, fires, &window) {
-                outcome.detections.push(match d {
+                let detection = match d {
                     Step::Detected(w) => {
                         detected(DetectionKind::Threshold, None, Some(rule), rule.severity, w)
                     }
@@ -166,7 +168,8 @@ pub fn observe(
                         point.ts,
                         w,
                     ),
-                });
+                };
+                outcome.detections.push((point.position.clone(), detection));
             }
         }
     }
@@ -273,7 +276,7 @@ mod tests {
         outcome
             .detections
             .iter()
-            .map(|d| match d {
+            .map(|(_, d)| match d {
                 Detection::Detected(a) => format!("{:?}@{}", a.kind, a.ts.format("%M:%S")),
                 Detection::Cleared(c) => format!("clear {:?}@{}", c.kind, c.ts.format("%M:%S")),
             })
@@ -298,6 +301,7 @@ mod tests {
         let threshold: Vec<&Detection> = outcome
             .detections
             .iter()
+            .map(|(_, d)| d)
             .filter(|d| {
                 matches!(d, Detection::Detected(a) if a.kind == DetectionKind::Threshold)
                     || matches!(d, Detection::Cleared(c) if c.kind == DetectionKind::Threshold)
@@ -343,7 +347,7 @@ mod tests {
             &points(&values),
         );
         assert_eq!(summary(&outcome), ["ZScore@06:50", "clear ZScore@07:20"]);
-        let Detection::Detected(d) = &outcome.detections[0] else {
+        let (_, Detection::Detected(d)) = &outcome.detections[0] else {
             panic!()
         };
         assert!(d.score.unwrap() > 4.0 && d.rule_id.is_none());

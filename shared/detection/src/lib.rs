@@ -6,6 +6,8 @@ pub mod alert;
 pub mod detector;
 pub mod hysteresis;
 pub mod rule;
+#[cfg(feature = "dynamodb")]
+pub mod rules_table;
 pub mod welford;
 pub mod window;
 pub mod zscore;

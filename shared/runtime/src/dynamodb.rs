@@ -3,10 +3,47 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use futures::{StreamExt as _, TryStreamExt as _};
 
 pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A key (or item) of one string attribute.
+pub fn key(name: &str, value: &str) -> Item {
+    HashMap::from([(name.to_owned(), s(value))])
+}
+
+/// A BatchWriteItem put of `item`.
+pub fn put(item: Item) -> WriteRequest {
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("item is set"),
+        )
+        .build()
+}
+
+/// A string attribute of an item, if it is there and a string.
+pub fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name)?.as_s().ok().cloned()
+}
+
+/// A number attribute of an item, parsed, if it is there and parses.
+pub fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
 
 const GET_CHUNK: usize = 100;
 const WRITE_CHUNK: usize = 25;

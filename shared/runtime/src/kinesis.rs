@@ -101,6 +101,26 @@ pub async fn put_records(
         .collect()
 }
 
+/// Puts every record, or says how many could not be written (after retries) and why.
+pub async fn put_all(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> Result<(), String> {
+    let failed: Vec<String> = put_records(client, stream, records)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{} records not written to {stream}, first: {first}",
+            failed.len()
+        )),
+    }
+}
+
 fn is_retryable(code: &str) -> bool {
     matches!(
         code,

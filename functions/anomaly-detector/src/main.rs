@@ -1,0 +1,56 @@
+//! Wires DynamoDB and Kinesis to the anomaly detector and hands it to the Lambda runtime.
+
+use std::time::Duration;
+
+use anomaly_detector::{
+    aws::{CachedRules, DynamoSeries, KinesisDetections},
+    handler::AnomalyDetector,
+};
+use hub_detection::{rules_table::DynamoRules, DetectorConfig, Hysteresis, ZScore};
+use hub_runtime::{config, AwsEnv};
+use lambda_runtime::{service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hub_runtime::init_json_tracing();
+    let aws = AwsEnv::load().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
+    let hysteresis = Hysteresis {
+        raise_after: config::or("RAISE_AFTER_POINTS", 2)?,
+        clear_after: config::or("CLEAR_AFTER_POINTS", 3)?,
+    };
+    let detector = AnomalyDetector {
+        rules: CachedRules::new(
+            DynamoRules {
+                client: dynamodb.clone(),
+                table: config::required("ALERT_RULES_TABLE")?,
+            },
+            Duration::from_secs(config::or("RULES_CACHE_SECONDS", 30)?),
+        ),
+        series: DynamoSeries {
+            client: dynamodb,
+            state_table: config::required("DETECTOR_STATE_TABLE")?,
+            aggregates_table: config::required("AGGREGATES_TABLE")?,
+        },
+        detections: KinesisDetections {
+            client: aws_sdk_kinesis::Client::new(&aws.sdk),
+            stream: config::required("ANOMALY_STREAM")?,
+        },
+        config: DetectorConfig {
+            zscore: ZScore {
+                threshold: config::or("Z_SCORE_THRESHOLD", 4.0)?,
+                warmup: config::or("Z_SCORE_WARMUP", 30)?,
+                hysteresis,
+            },
+            threshold_hysteresis: hysteresis,
+            window: chrono::Duration::seconds(config::or("WINDOW_SECONDS", 300)?),
+            ..DetectorConfig::default()
+        },
+        partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
+    };
+    let detector = &detector;
+    lambda_runtime::run(service_fn(move |event| async move {
+        detector.handle(event).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,110 @@
+//! In-memory ports for unit tests of the batch logic, with the same version checks as the
+//! DynamoDB transaction.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Mutex,
+    },
+};
+
+use chrono::{DateTime, Utc};
+use hub_detection::{Aggregate, DetectorState, ThresholdRule};
+
+use crate::ports::{
+    Commit, Committed, Detections, Loaded, PortError, Rules, SeriesStore, Versioned,
+};
+
+#[derive(Default)]
+pub struct MemoryRules(pub Vec<ThresholdRule>);
+
+impl Rules for MemoryRules {
+    async fn rules(&self) -> Result<Vec<ThresholdRule>, PortError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Series key and window start.
+pub type WindowKey = (String, DateTime<Utc>);
+
+#[derive(Default)]
+pub struct MemorySeries {
+    pub states: Mutex<HashMap<String, Versioned<DetectorState>>>,
+    pub windows: Mutex<HashMap<WindowKey, Versioned<Aggregate>>>,
+    /// Commits to refuse as conflicts before accepting, as if another writer got there.
+    pub conflicts_to_inject: AtomicU32,
+}
+
+impl SeriesStore for MemorySeries {
+    async fn load(&self, series: &str, windows: &[DateTime<Utc>]) -> Result<Loaded, PortError> {
+        let state = self
+            .states
+            .lock()
+            .unwrap()
+            .get(series)
+            .cloned()
+            .unwrap_or_default();
+        let stored = self.windows.lock().unwrap();
+        let windows = windows
+            .iter()
+            .filter_map(|start| Some((*start, stored.get(&(series.to_owned(), *start))?.clone())))
+            .collect();
+        Ok(Loaded { state, windows })
+    }
+
+    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
+        if self
+            .conflicts_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            // Another writer advanced the state meanwhile.
+            let mut states = self.states.lock().unwrap();
+            let state = states.entry(series.to_owned()).or_default();
+            state.version += 1;
+            return Ok(Committed::Conflict);
+        }
+        let mut states = self.states.lock().unwrap();
+        let mut windows = self.windows.lock().unwrap();
+        let current = states.get(series).map_or(0, |s| s.version);
+        let windows_match = commit.windows.iter().all(|(start, w)| {
+            windows
+                .get(&(series.to_owned(), *start))
+                .map_or(0, |s| s.version)
+                == w.version
+        });
+        if current != commit.state.version || !windows_match {
+            return Ok(Committed::Conflict);
+        }
+        states.insert(
+            series.to_owned(),
+            Versioned {
+                value: commit.state.value.clone(),
+                version: current + 1,
+            },
+        );
+        for (start, w) in &commit.windows {
+            windows.insert(
+                (series.to_owned(), *start),
+                Versioned {
+                    value: w.value,
+                    version: w.version + 1,
+                },
+            );
+        }
+        Ok(Committed::Yes)
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryDetections {
+    pub events: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl Detections for MemoryDetections {
+    async fn emit(&self, events: Vec<(String, Vec<u8>)>) -> Result<(), PortError> {
+        self.events.lock().unwrap().extend(events);
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! What the detector needs from outside, as narrow traits; AWS adapters in `crate::aws`,
+//! in-memory ones in `crate::memory`.
+
+use std::{collections::BTreeMap, future::Future};
+
+use chrono::{DateTime, Utc};
+use hub_detection::{Aggregate, DetectorState, ThresholdRule};
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct PortError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
+pub trait Rules {
+    fn rules(&self) -> impl Future<Output = Result<Vec<ThresholdRule>, PortError>> + Send;
+}
+
+/// A stored value and the version it was read at (0: not stored yet).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// A series' state and the aggregates of the windows a batch touches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    pub state: Versioned<DetectorState>,
+    pub windows: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
+}
+
+/// What to write for a series: every part conditioned on the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub state: Versioned<DetectorState>,
+    /// Merged aggregates by window start, with the version each was read at.
+    pub windows: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
+    pub window_width_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    Yes,
+    /// Someone else wrote the series since it was read; read again and redo.
+    Conflict,
+}
+
+pub trait SeriesStore {
+    fn load(
+        &self,
+        series: &str,
+        windows: &[DateTime<Utc>],
+    ) -> impl Future<Output = Result<Loaded, PortError>> + Send;
+    fn commit(
+        &self,
+        series: &str,
+        commit: &Commit,
+    ) -> impl Future<Output = Result<Committed, PortError>> + Send;
+}
+
+/// The anomaly stream: `(partition key, event bytes)`.
+pub trait Detections {
+    fn emit(
+        &self,
+        events: Vec<(String, Vec<u8>)>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
