@@ -8,7 +8,7 @@ use hub_detection::{
     detector::{observe, Detection, DetectorConfig, Point},
     window_of, ThresholdRule,
 };
-use hub_events::{Envelope, NormalizedTelemetry};
+use hub_events::{AnomalyDetected, Envelope, NormalizedTelemetry};
 use hub_runtime::stream::StreamRecord;
 use tracing::warn;
 
@@ -159,12 +159,7 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
             let events: Vec<(String, Vec<u8>)> = outcome
                 .detections
                 .iter()
-                .map(|(position, d)| {
-                    (
-                        device_id.to_owned(),
-                        envelope(&key, position, d, series.simulated),
-                    )
-                })
+                .map(|(position, d)| (device_id.to_owned(), envelope(&series, &key, position, d)))
                 .collect();
             if !events.is_empty() {
                 ports.detections.emit(events).await?;
@@ -227,19 +222,24 @@ fn chunks<'p>(points: &'p [Point], config: &DetectorConfig) -> Vec<&'p [Point]> 
     chunks
 }
 
-fn envelope(series: &str, position: &str, detection: &Detection, simulated: bool) -> Vec<u8> {
+fn envelope(series: &Series, key: &str, position: &str, detection: &Detection) -> Vec<u8> {
+    let simulated = series.simulated;
     let (phase, kind, rule_id) = match detection {
         Detection::Detected(d) => ("detected", d.kind, &d.rule_id),
         Detection::Cleared(c) => ("cleared", c.kind, &c.rule_id),
     };
     let name = format!(
-        "{series}|{position}|{phase}|{kind:?}|{}",
+        "{key}|{position}|{phase}|{kind:?}|{}",
         rule_id.as_deref().unwrap_or("")
     );
     let id = uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string();
     match detection {
         Detection::Detected(d) => {
-            let mut event = Envelope::new(SOURCE, d.device_id.clone(), d.ts, d.clone());
+            let data = AnomalyDetected {
+                device_type: series.device_type.clone(),
+                ..d.clone()
+            };
+            let mut event = Envelope::new(SOURCE, d.device_id.clone(), d.ts, data);
             event.id = id;
             event.simulated(simulated).to_vec()
         }

@@ -150,6 +150,7 @@ async fn an_episode_is_detected_once_raised_and_cleared_once() {
     assert_eq!(threshold[0].data.value, 92.0);
     assert_eq!(threshold[0].data.severity, Severity::Critical);
     assert_eq!(threshold[0].subject, "d1");
+    assert_eq!(threshold[0].data.device_type.as_deref(), Some("env-sensor"));
     let cleared = f.cleared();
     assert_eq!(
         cleared

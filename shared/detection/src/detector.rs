@@ -117,6 +117,8 @@ pub fn observe(
         let detected = |kind, score, rule: Option<&ThresholdRule>, severity, window: Window| {
             Detection::Detected(AnomalyDetected {
                 device_id: device_id.to_owned(),
+                // Registry context is the caller's to add.
+                device_type: None,
                 metric: metric.to_owned(),
                 value: point.value,
                 kind,

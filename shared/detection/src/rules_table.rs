@@ -70,14 +70,6 @@ impl DynamoRules {
     }
 }
 
-fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
 pub fn to_item(rule: &ThresholdRule) -> Item {
     let (scope, target) = match &rule.scope {
         RuleScope::Device(id) => ("device", id),
@@ -90,7 +82,7 @@ pub fn to_item(rule: &ThresholdRule) -> Item {
         ("condition".to_owned(), s(rule.condition())),
         ("metric".to_owned(), s(&rule.metric)),
         ("threshold".to_owned(), n(rule.threshold)),
-        ("severity".to_owned(), s(severity_name(rule.severity))),
+        ("severity".to_owned(), s(rule.severity.as_str())),
     ])
 }
 
@@ -102,12 +94,9 @@ pub fn from_item(item: &Item) -> Result<ThresholdRule, String> {
         "device_type" => RuleScope::DeviceType(target),
         other => return Err(format!("unknown scope {other:?}")),
     };
-    let severity = match field("severity")?.as_str() {
-        "info" => Severity::Info,
-        "warning" => Severity::Warning,
-        "critical" => Severity::Critical,
-        other => return Err(format!("unknown severity {other:?}")),
-    };
+    let severity = field("severity")?;
+    let severity =
+        Severity::from_name(&severity).ok_or_else(|| format!("unknown severity {severity:?}"))?;
     ThresholdRule::new(field("rule_id")?, scope, &field("condition")?, severity)
         .map_err(|e| e.to_string())
 }

@@ -117,6 +117,9 @@ pub struct Window {
 #[serde(deny_unknown_fields)]
 pub struct AnomalyDetected {
     pub device_id: String,
+    /// From the registry, so alert subscribers can filter by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
     pub metric: String,
     pub value: f64,
     pub kind: DetectionKind,
@@ -184,6 +187,44 @@ pub enum AlertState {
     Open,
     Acknowledged,
     Resolved,
+}
+
+impl Severity {
+    /// The wire name, as in JSON (`info`, `warning`, `critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+impl AlertState {
+    /// The wire name, as in JSON (`open`, `acknowledged`, `resolved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            AlertState::Open,
+            AlertState::Acknowledged,
+            AlertState::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// `iot.alert.raised.v1`: an alert as subscribers see it, once per episode.

@@ -60,3 +60,21 @@ proptest! {
         prop_assert_eq!(Envelope::<NormalizedTelemetry>::from_slice(&bytes).unwrap(), event);
     }
 }
+
+#[test]
+fn severity_and_state_names_are_their_json_names() {
+    use hub_events::{AlertState, Severity};
+    for severity in [Severity::Info, Severity::Warning, Severity::Critical] {
+        assert_eq!(serde_json::to_value(severity).unwrap(), severity.as_str());
+        assert_eq!(Severity::from_name(severity.as_str()), Some(severity));
+    }
+    for state in [
+        AlertState::Open,
+        AlertState::Acknowledged,
+        AlertState::Resolved,
+    ] {
+        assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        assert_eq!(AlertState::from_name(state.as_str()), Some(state));
+    }
+    assert_eq!(Severity::from_name("loud"), None);
+}
