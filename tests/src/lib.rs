@@ -6,6 +6,8 @@
 //! everything here starts from `HUB_STACK_DIR`.
 
 pub mod accounting;
+pub mod alert_inbox;
+pub mod http_device;
 
 pub use hub_sim::provision::Device;
 
