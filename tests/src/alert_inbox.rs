@@ -14,8 +14,13 @@ pub struct AlertInbox {
 }
 
 impl AlertInbox {
-    /// A fresh queue that receives the alerts of devices of `device_type` only.
-    pub async fn subscribe(stack: &Stack, name: &str, device_type: &str) -> Result<Self> {
+    /// A fresh queue subscribed to the alert topic, with an SNS filter policy on the
+    /// message attributes (`device_type`, `severity`, `simulated`, `event_type`) if given.
+    pub async fn subscribe(
+        stack: &Stack,
+        name: &str,
+        filter: Option<serde_json::Value>,
+    ) -> Result<Self> {
         let sqs = stack.sqs();
         let queue_url = sqs
             .create_queue()
@@ -37,18 +42,38 @@ impl AlertInbox {
                     .cloned()
             })
             .context("queue ARN")?;
-        let filter = serde_json::json!({ "device_type": [device_type] }).to_string();
-        aws_sdk_sns::Client::new(&stack.aws.sdk)
+        let mut subscribe = aws_sdk_sns::Client::new(&stack.aws.sdk)
             .subscribe()
             .topic_arn(stack.output("AlertTopicArn"))
             .protocol("sqs")
             .endpoint(arn)
-            .attributes("RawMessageDelivery", "true")
-            .attributes("FilterPolicy", filter)
-            .send()
-            .await
-            .context("Subscribe")?;
+            .attributes("RawMessageDelivery", "true");
+        if let Some(filter) = filter {
+            subscribe = subscribe.attributes("FilterPolicy", filter.to_string());
+        }
+        subscribe.send().await.context("Subscribe")?;
         Ok(Self { sqs, queue_url })
+    }
+
+    /// Receives until no alert has arrived for `quiet`, or `timeout` passes.
+    pub async fn receive_until_quiet(
+        &self,
+        quiet: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Envelope<AlertRaised>>> {
+        let mut alerts = Vec::new();
+        let deadline = Instant::now() + timeout;
+        let mut last = Instant::now();
+        while Instant::now() < deadline && last.elapsed() < quiet {
+            let batch = self
+                .receive(1, Duration::from_secs(1), Duration::ZERO)
+                .await?;
+            if !batch.is_empty() {
+                last = Instant::now();
+                alerts.extend(batch);
+            }
+        }
+        Ok(alerts)
     }
 
     /// Receives until `expected` alerts have arrived or `timeout` passes, then listens
@@ -95,5 +120,64 @@ impl AlertInbox {
                 settle_until = Some(Instant::now() + settle);
             }
         }
+    }
+}
+
+/// How the alerts of a simulated run line up with its labelled anomaly episodes. Alerts
+/// are one per device, rule and window: episodes of a device that begin in the same window
+/// make one alert, so expectations are per (device, window).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpisodeMatch {
+    /// Labelled episodes long enough to raise (at least `raise_after` readings).
+    pub episodes: usize,
+    /// The distinct (device, window) those episodes began in: the alerts to expect.
+    pub windows: usize,
+    /// Of those windows, the ones with exactly one alert of the rule family.
+    pub alerted_once: usize,
+    /// Further alerts for a window that already had one (never expected).
+    pub duplicates: usize,
+    /// Alerts for a device and window without a labelled episode.
+    pub outside: usize,
+}
+
+/// Matches the alerts whose rule id satisfies `rule` to the windows the labelled episodes
+/// began in (`width` wide, as the stack's `WindowSeconds`).
+pub fn match_episodes(
+    labels: &[hub_sim::script::AnomalyLabel],
+    alerts: &[Envelope<AlertRaised>],
+    rule: impl Fn(&str) -> bool,
+    raise_after: u32,
+    width: chrono::Duration,
+) -> EpisodeMatch {
+    use std::collections::BTreeMap;
+    let episodes: Vec<_> = labels
+        .iter()
+        .filter(|l| l.readings >= raise_after)
+        .collect();
+    let mut per_window: BTreeMap<(&str, chrono::DateTime<chrono::Utc>), usize> = episodes
+        .iter()
+        .map(|l| {
+            (
+                (
+                    l.device_id.as_str(),
+                    hub_detection::window_of(l.start, width).start,
+                ),
+                0,
+            )
+        })
+        .collect();
+    let mut outside = 0;
+    for alert in alerts.iter().filter(|a| rule(&a.data.rule_id)) {
+        match per_window.get_mut(&(alert.data.device_id.as_str(), alert.data.window.start)) {
+            Some(n) => *n += 1,
+            None => outside += 1,
+        }
+    }
+    EpisodeMatch {
+        episodes: episodes.len(),
+        windows: per_window.len(),
+        alerted_once: per_window.values().filter(|n| **n == 1).count(),
+        duplicates: per_window.values().map(|n| n.saturating_sub(1)).sum(),
+        outside,
     }
 }

@@ -1,7 +1,6 @@
 //! A device that talks HTTP: registry row, API key, `POST /v1/telemetry`.
 
 use anyhow::{Context, Result};
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use hub_credentials::{dynamodb::DynamoApiKeys, ApiKey};
 use serde_json::Value;
@@ -20,15 +19,13 @@ impl HttpDevice {
     /// `device_type`) and issues it an API key.
     pub async fn register(stack: &Stack, id: &str, device_type: &str) -> Result<Self> {
         let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws.sdk);
-        dynamodb
-            .put_item()
-            .table_name(stack.output("DevicesTableName"))
-            .item("device_id", AttributeValue::S(id.to_owned()))
-            .item("device_type", AttributeValue::S(device_type.to_owned()))
-            .item("status", AttributeValue::S("active".into()))
-            .send()
-            .await
-            .context("writing the registry row")?;
+        hub_sim::provision::register_in_registry(
+            &dynamodb,
+            stack.output("DevicesTableName"),
+            id,
+            device_type,
+        )
+        .await?;
         let issued = ApiKey::issue(id, Utc::now())?;
         DynamoApiKeys {
             client: dynamodb,

@@ -229,8 +229,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Registers `devices` simulated devices (`{prefix}-NN`, types rotating) and runs their
-/// scripts through Mosquitto at `rate` messages per second across the fleet.
+/// What a simulated fleet sent, and the anomaly episodes it injected.
+pub struct FleetRun {
+    pub report: hub_sim::run::RunReport,
+    pub labels: Vec<hub_sim::script::AnomalyLabel>,
+}
+
+/// Registers `devices` simulated devices (`{prefix}-NN`, types rotating; certificate and
+/// registry row) and runs their scripts through Mosquitto at `rate` messages per second
+/// across the fleet.
 pub async fn run_fleet(
     stack: &Stack,
     prefix: &str,
@@ -239,17 +246,22 @@ pub async fn run_fleet(
     rate: f64,
     faults: &hub_sim::script::Faults,
     progress: indicatif::ProgressBar,
-) -> Result<hub_sim::run::RunReport> {
+) -> Result<FleetRun> {
     use hub_sim::script::{device_type_for, script};
     let interval = Duration::from_secs_f64(devices as f64 / rate);
     let tick = chrono::Duration::from_std(interval)?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws.sdk);
     let mut registered = Vec::with_capacity(devices);
     for index in 0..devices {
-        registered.push(
-            stack
-                .register_device(&format!("{prefix}-{index:02}"))
-                .await?,
-        );
+        let device_id = format!("{prefix}-{index:02}");
+        registered.push(stack.register_device(&device_id).await?);
+        hub_sim::provision::register_in_registry(
+            &dynamodb,
+            stack.output("DevicesTableName"),
+            &device_id,
+            device_type_for(index).name(),
+        )
+        .await?;
     }
     // Device time starts after provisioning, so it tracks the real send times.
     let start = chrono::Utc::now();
@@ -275,5 +287,10 @@ pub async fn run_fleet(
         ca_pem: stack.ca_pem.clone(),
     };
     progress.set_length(fleet.iter().map(|(_, s)| s.messages.len() as u64).sum());
-    hub_sim::run::run(&endpoint, fleet, interval, progress).await
+    let labels = fleet
+        .iter()
+        .flat_map(|(_, s)| s.anomalies.clone())
+        .collect();
+    let report = hub_sim::run::run(&endpoint, fleet, interval, progress).await?;
+    Ok(FleetRun { report, labels })
 }

@@ -50,9 +50,13 @@ async fn alert_row(stack: &Stack, alert_id: &str) -> BTreeMap<String, String> {
 async fn each_episode_arrives_once_as_an_alert_and_resolves_itself() {
     let stack = Stack::from_env().await.unwrap();
     let device_type = unique("env-e2e");
-    let inbox = AlertInbox::subscribe(&stack, &unique("alerts"), &device_type)
-        .await
-        .unwrap();
+    let inbox = AlertInbox::subscribe(
+        &stack,
+        &unique("alerts"),
+        Some(json!({ "device_type": [device_type] })),
+    )
+    .await
+    .unwrap();
     let rule = ThresholdRule::new(
         unique("hot"),
         RuleScope::DeviceType(device_type.clone()),
@@ -173,9 +177,13 @@ async fn each_episode_arrives_once_as_an_alert_and_resolves_itself() {
 async fn racing_triggers_for_one_window_make_one_alert_with_every_trigger_counted() {
     let stack = Stack::from_env().await.unwrap();
     let device_type = unique("race");
-    let inbox = AlertInbox::subscribe(&stack, &unique("race-alerts"), &device_type)
-        .await
-        .unwrap();
+    let inbox = AlertInbox::subscribe(
+        &stack,
+        &unique("race-alerts"),
+        Some(json!({ "device_type": [device_type] })),
+    )
+    .await
+    .unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws.sdk);
     let claims = Arc::new(DynamoClaims {
         client: dynamodb.clone(),
@@ -241,4 +249,101 @@ async fn racing_triggers_for_one_window_make_one_alert_with_every_trigger_counte
         .unwrap();
     assert_eq!(received.len(), 1, "{received:#?}");
     assert_eq!(&received[0].data.alert_id, alert_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_anomaly_episodes_arrive_as_one_alert_per_device_rule_and_window() {
+    use hub_e2e::{alert_inbox::match_episodes, run_fleet};
+    use hub_sim::script::{device_type_for, Faults};
+
+    let stack = Stack::from_env().await.unwrap();
+    let prefix = unique("anom");
+    let devices = 12;
+    // A rule per device that its injected anomalies break and its normal readings never do.
+    let rules = DynamoRules {
+        client: aws_sdk_dynamodb::Client::new(&stack.aws.sdk),
+        table: stack.output("AlertRulesTableName").to_owned(),
+    };
+    for index in 0..devices {
+        let device_type = device_type_for(index);
+        let rule = ThresholdRule::new(
+            format!("{prefix}-rule-{index:02}"),
+            RuleScope::Device(format!("{prefix}-{index:02}")),
+            device_type.anomaly_condition(),
+            Severity::Warning,
+        )
+        .unwrap();
+        rules.put(&rule).await.unwrap();
+    }
+    let inbox = AlertInbox::subscribe(&stack, &unique("sim-alerts"), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let faults = Faults {
+        anomaly: 0.03,
+        heartbeat_every: 10,
+        ..Faults::default()
+    };
+    let run = run_fleet(
+        &stack,
+        &prefix,
+        devices,
+        100,
+        300.0,
+        &faults,
+        indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        run.labels.len() >= 10,
+        "too few episodes: {}",
+        run.labels.len()
+    );
+
+    let alerts: Vec<_> = inbox
+        .receive_until_quiet(Duration::from_secs(10), Duration::from_secs(180))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.data.device_id.starts_with(&prefix))
+        .collect();
+    let rule_prefix = format!("{prefix}-rule-");
+    let threshold = match_episodes(
+        &run.labels,
+        &alerts,
+        |rule| rule.starts_with(&rule_prefix),
+        2,
+        chrono::Duration::minutes(5),
+    );
+    println!(
+        "{} labelled episodes; threshold alerts: {threshold:?}; z-score alerts: {}",
+        run.labels.len(),
+        alerts
+            .iter()
+            .filter(|a| a.data.rule_id.starts_with("z_score:"))
+            .count()
+    );
+    assert_eq!(threshold.duplicates, 0, "a device and window alerted twice");
+    assert_eq!(threshold.outside, 0, "an alert outside every episode");
+    assert_eq!(
+        threshold.alerted_once, threshold.windows,
+        "a device and window with an episode but no alert"
+    );
+    // Whatever the rule, no (device, rule, window) is alerted twice.
+    let mut keys: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.data.device_id.clone(),
+                a.data.rule_id.clone(),
+                a.data.window.start,
+            )
+        })
+        .collect();
+    let all = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "duplicate alerts");
 }

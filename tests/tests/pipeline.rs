@@ -36,7 +36,8 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
         indicatif::ProgressBar::hidden(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .report;
     let expected = &report.expected;
     assert_eq!(
         report.acked, report.sent,

@@ -41,6 +41,10 @@ pub struct EpisodeState {
     pub episode: Episode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// Time of the first reading of the current run of anomalous readings: an episode
+    /// belongs to the window its run began in, whichever reading raises it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_start: Option<DateTime<Utc>>,
 }
 
 /// Everything the detector keeps about one device#metric.
@@ -134,7 +138,8 @@ pub fn observe(
             &mut state.zscore_episode,
             verdict.transition,
             verdict.anomalous,
-            &window,
+            point.ts,
+            config.window,
         ) {
             let detection = match d {
                 Step::Detected(w) => detected(
@@ -157,7 +162,7 @@ pub fn observe(
             let transition = config
                 .threshold_hysteresis
                 .step(&mut episode.episode, fires);
-            if let Some(d) = follow(episode, transition, fires, &window) {
+            if let Some(d) = follow(episode, transition, fires, point.ts, config.window) {
                 let detection = match d {
                     Step::Detected(w) => {
                         detected(DetectionKind::Threshold, None, Some(rule), rule.severity, w)
@@ -187,25 +192,30 @@ enum Step {
     Cleared(Window),
 }
 
-/// Keeps the episode's window: set when it is raised, reported with every anomalous point
-/// while it lasts, handed to the clear.
+/// Keeps the episode's window: set when it is raised (the window its anomalous run began
+/// in), reported with every anomalous point while it lasts, handed to the clear.
 fn follow(
     state: &mut EpisodeState,
     transition: Transition,
     anomalous: bool,
-    window: &Window,
+    ts: DateTime<Utc>,
+    width: Duration,
 ) -> Option<Step> {
+    if !anomalous {
+        state.run_start = None;
+    } else if state.run_start.is_none() {
+        state.run_start = Some(ts);
+    }
     match transition {
         Transition::Raised => {
+            let window = window_of(state.run_start.unwrap_or(ts), width);
             state.window = Some(window.clone());
-            Some(Step::Detected(window.clone()))
+            Some(Step::Detected(window))
         }
         Transition::Cleared => state.window.take().map(Step::Cleared),
-        Transition::Stay if anomalous && state.episode.active => state
-            .window
-            .clone()
-            .or_else(|| Some(window.clone()))
-            .map(Step::Detected),
+        Transition::Stay if anomalous && state.episode.active => Some(Step::Detected(
+            state.window.clone().unwrap_or_else(|| window_of(ts, width)),
+        )),
         Transition::Stay => None,
     }
 }
@@ -333,6 +343,37 @@ mod tests {
             matches!(threshold[4], Detection::Cleared(c) if c.rule_id.as_deref() == Some("hot"))
         );
         assert!(!state.rules["hot"].episode.active);
+    }
+
+    #[test]
+    fn an_episode_belongs_to_the_window_its_run_began_in() {
+        let rule = rule();
+        let mut state = DetectorState::default();
+        // Hot from 04:50; raised by the reading at 05:00, in the next window.
+        let mut values = vec![20.0; 29];
+        values.extend([90.0, 91.0, 92.0]);
+        let outcome = observe(
+            &config(),
+            "d1",
+            "temperature",
+            &[&rule],
+            &mut state,
+            &points(&values),
+        );
+        let windows: Vec<DateTime<Utc>> = outcome
+            .detections
+            .iter()
+            .filter_map(|(_, d)| match d {
+                Detection::Detected(a) if a.kind == DetectionKind::Threshold => {
+                    Some(a.window.start)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            windows,
+            ["2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap(); 2]
+        );
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! The demo's main job: a device registered through the IoT API connects to Mosquitto
 //! with its own X.509 certificate, publishes telemetry, and the message is read back
 //! from the raw Kinesis stream, where the topic rule put it. Then a simulated fleet runs
-//! through the whole pipeline and the accounting is printed.
+//! through the whole pipeline: the accounting is printed, and the alerts its anomaly
+//! episodes raised are read back from an SQS queue subscribed to the alert topic.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use base64::Engine as _;
-use hub_e2e::{accounting, drive, find_record, run_fleet, unique, Stack};
-use hub_events::{Envelope, RawTelemetry};
-use hub_sim::script::Faults;
+use hub_detection::{rules_table::DynamoRules, RuleScope, ThresholdRule};
+use hub_e2e::{
+    accounting,
+    alert_inbox::{match_episodes, AlertInbox},
+    drive, find_record, run_fleet, unique, FleetRun, Stack,
+};
+use hub_events::{Envelope, RawTelemetry, Severity};
+use hub_sim::script::{DeviceType, Faults};
 use rumqttc::QoS;
 
 #[tokio::main]
@@ -71,27 +77,51 @@ async fn main() -> Result<()> {
     fleet(&stack).await
 }
 
-/// A simulated fleet through the whole path, with faults injected, and the accounting.
+/// A simulated fleet through the whole path, with faults and anomaly episodes injected:
+/// the accounting, then the alerts.
 async fn fleet(stack: &Stack) -> Result<()> {
-    let (devices, messages, rate) = (24, 50, 400.0);
+    let (devices, messages, rate) = (24, 80, 400.0);
     let faults = Faults {
         malformed: 0.05,
         duplicate: 0.02,
         out_of_order: 0.02,
         clock_skew: 0.02,
-        anomaly: 0.01,
+        anomaly: 0.02,
         heartbeat_every: 10,
     };
+    // One threshold rule per device type, which the simulator's anomalies break, and a
+    // queue subscribed to the alert topic, as an operator's integration would be.
+    let rules = DynamoRules {
+        client: aws_sdk_dynamodb::Client::new(&stack.aws.sdk),
+        table: stack.output("AlertRulesTableName").to_owned(),
+    };
+    for device_type in DeviceType::ALL {
+        let rule = ThresholdRule::new(
+            format!("demo-{}", device_type.name()),
+            RuleScope::DeviceType(device_type.name().to_owned()),
+            device_type.anomaly_condition(),
+            Severity::Warning,
+        )?;
+        rules.put(&rule).await.map_err(anyhow::Error::msg)?;
+    }
+    let inbox = AlertInbox::subscribe(
+        stack,
+        &unique("demo-alerts"),
+        Some(serde_json::json!({"simulated": ["true"]})),
+    )
+    .await?;
+
     let before = accounting::wait_until_drained(stack, Duration::from_secs(60)).await?;
     let prefix = unique("demo-fleet");
     println!();
     println!(
         "5. Simulated fleet: {devices} devices ({prefix}-NN: environment sensors, DC and AC power meters, \
          legacy v1 sensors), {messages} readings each at {rate} msg/s overall, with 5% malformed, \
-         2% duplicated, 2% out-of-order and 2% clock-skewed messages"
+         2% duplicated, 2% out-of-order and 2% clock-skewed messages, and anomaly episodes"
     );
     let progress = indicatif::ProgressBar::new(0);
-    let report = run_fleet(stack, &prefix, devices, messages, rate, &faults, progress).await?;
+    let run = run_fleet(stack, &prefix, devices, messages, rate, &faults, progress).await?;
+    let report = &run.report;
     println!(
         "   sent {} messages, {} acknowledged by the broker, in {:.1} s ({:.0} msg/s)",
         report.sent, report.acked, report.seconds, report.rate
@@ -147,6 +177,78 @@ async fn fleet(stack: &Stack) -> Result<()> {
         && rows == e.rows
         && archive.readings == e.stored;
     anyhow::ensure!(exact, "the accounting does not match what the fleet sent");
-    println!("OK: nothing lost, nothing doubled");
+    println!("   OK: nothing lost, nothing doubled");
+
+    alerts(&run, &inbox, &prefix).await
+}
+
+async fn alerts(run: &FleetRun, inbox: &AlertInbox, prefix: &str) -> Result<()> {
+    println!(
+        "8. Anomalies: the simulator injected {} labelled episodes; alerts arriving on SQS queue {}:",
+        run.labels.len(),
+        inbox.queue_url
+    );
+    let alerts: Vec<_> = inbox
+        .receive_until_quiet(Duration::from_secs(8), Duration::from_secs(120))
+        .await?
+        .into_iter()
+        .filter(|a| a.data.device_id.starts_with(prefix))
+        .collect();
+    for alert in alerts.iter().take(8) {
+        let a = &alert.data;
+        println!(
+            "   [{:?}] {}  {:<26} window {}  {}",
+            a.severity,
+            a.device_id,
+            a.rule_id,
+            a.window.start.format("%H:%M"),
+            a.summary
+        );
+    }
+    if alerts.len() > 8 {
+        println!("   … {} more", alerts.len() - 8);
+    }
+    let threshold = match_episodes(
+        &run.labels,
+        &alerts,
+        |r| r.starts_with("demo-"),
+        2,
+        chrono::Duration::minutes(5),
+    );
+    let z_scores = alerts
+        .iter()
+        .filter(|a| a.data.rule_id.starts_with("z_score:"))
+        .count();
+    println!(
+        "   threshold rules: {} episodes of 2+ readings began in {} (device, 5-minute window) pairs; {} of those raised exactly one alert, {} duplicates, {} alerts outside an episode",
+        threshold.episodes, threshold.windows, threshold.alerted_once, threshold.duplicates, threshold.outside
+    );
+    println!(
+        "   z-score: {z_scores} alerts (episodes before a series has 30 readings are not judged)"
+    );
+    if threshold.alerted_once != threshold.windows {
+        for label in run.labels.iter().take(5) {
+            println!(
+                "   label: {} {} from {} to {} ({} readings)",
+                label.device_id, label.metric, label.start, label.end, label.readings
+            );
+        }
+        for alert in alerts.iter().take(5) {
+            println!(
+                "   alert: {} {} window {} raised at {}",
+                alert.data.device_id,
+                alert.data.rule_id,
+                alert.data.window.start,
+                alert.data.raised_at
+            );
+        }
+    }
+    anyhow::ensure!(
+        threshold.duplicates == 0
+            && threshold.outside == 0
+            && threshold.alerted_once == threshold.windows,
+        "alerts do not match the injected episodes: one per device, rule and window"
+    );
+    println!("   OK: one alert per device, rule and window, none doubled");
     Ok(())
 }

@@ -42,7 +42,8 @@ async fn main() -> Result<()> {
         &faults,
         indicatif::ProgressBar::hidden(),
     )
-    .await?;
+    .await?
+    .report;
     let published = started.elapsed();
     let counts =
         accounting::wait_for(&stack, since, report.sent, Duration::from_secs(1800)).await?;

@@ -29,6 +29,9 @@ struct Cli {
     /// IoT policy attached to each device certificate.
     #[arg(long)]
     policy_name: Option<String>,
+    /// Device registry table, for each device's type (the stack's `DevicesTableName`).
+    #[arg(long)]
+    devices_table: Option<String>,
     /// Where device certificates and keys are kept between runs.
     #[arg(long)]
     credentials_dir: Option<PathBuf>,
@@ -66,7 +69,7 @@ struct Cli {
     /// Fraction of messages whose device clock is two hours off.
     #[arg(long, default_value_t = 0.0)]
     clock_skew: f64,
-    /// Fraction of readings with a labelled anomaly.
+    /// Chance per reading that a labelled anomaly episode (4 to 6 readings) starts.
     #[arg(long, default_value_t = 0.0)]
     anomalies: f64,
     /// A heartbeat every this many telemetry messages (0: none).
@@ -167,6 +170,10 @@ async fn main() -> Result<()> {
         cli.devices,
         credentials_dir.display()
     );
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
+    let registry = cli
+        .devices_table
+        .or_else(|| outputs.get("DevicesTableName").cloned());
     let mut devices = Vec::with_capacity(cli.devices);
     for index in 0..cli.devices {
         let device_id = format!("{}-{index:04}", cli.prefix);
@@ -174,6 +181,15 @@ async fn main() -> Result<()> {
             provision::device_with_saved_credentials(&iot, &policy, &device_id, &credentials_dir)
                 .await?,
         );
+        if let Some(table) = &registry {
+            provision::register_in_registry(
+                &dynamodb,
+                table,
+                &device_id,
+                device_type_for(index).name(),
+            )
+            .await?;
+        }
     }
     // Device time starts now, after provisioning, so it tracks the real send times.
     let start = chrono::Utc::now();

@@ -65,6 +65,28 @@ pub async fn register_device(
     })
 }
 
+/// Writes the device's registry row (type, simulated), which the pipeline enriches its
+/// readings with; alert rules by device type and subscriptions filtered by type rely on it.
+pub async fn register_in_registry(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    device_id: &str,
+    device_type: &str,
+) -> Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("device_id", AttributeValue::S(device_id.to_owned()))
+        .item("device_type", AttributeValue::S(device_type.to_owned()))
+        .item("status", AttributeValue::S("active".into()))
+        .item("simulated", AttributeValue::Bool(true))
+        .send()
+        .await
+        .context("writing the registry row")?;
+    Ok(())
+}
+
 /// A device's credentials from `dir/{id}/`, registering the device first if they are not
 /// there yet, so repeated runs reuse their fleet.
 pub async fn device_with_saved_credentials(

@@ -39,6 +39,15 @@ impl DeviceType {
         }
     }
 
+    /// A threshold rule condition that the injected anomalies of this type break and its
+    /// normal readings never do (for demos and tests of alerting).
+    pub fn anomaly_condition(self) -> &'static str {
+        match self {
+            DeviceType::EnvironmentSensor | DeviceType::LegacySensor => "temperature > 40",
+            DeviceType::DcPowerMeter | DeviceType::AcPowerMeter => "power > 2000",
+        }
+    }
+
     /// The metric an injected anomaly disturbs.
     fn anomaly_metric(self) -> &'static str {
         match self {
@@ -48,7 +57,8 @@ impl DeviceType {
     }
 }
 
-/// Fault and anomaly rates, as fractions of the telemetry messages.
+/// Fault rates, as fractions of the telemetry messages; `anomaly` is the chance that an
+/// anomaly episode starts at a reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     pub malformed: f64,
@@ -85,16 +95,25 @@ pub enum Intent {
     Malformed,
 }
 
-/// A labelled anomaly, for scoring a detector.
+/// A labelled anomaly episode: consecutive readings of one metric far outside the
+/// device's normal band, for scoring a detector.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyLabel {
     pub device_id: String,
-    pub seq: Option<u64>,
-    pub ts: DateTime<Utc>,
     pub metric: &'static str,
+    /// Device times of the first and last anomalous reading.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Sequence number of the first anomalous reading (none for v1 devices).
+    pub first_seq: Option<u64>,
+    pub readings: u32,
+    /// The first anomalous value and the normal value it replaced.
     pub value: f64,
     pub normal: f64,
 }
+
+/// Readings an injected episode lasts: long enough for any sensible hysteresis to raise.
+pub const EPISODE_READINGS: std::ops::RangeInclusive<u32> = 4..=6;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -165,7 +184,9 @@ pub fn script(
     let legacy = device_type == DeviceType::LegacySensor;
     let mut messages: Vec<Message> = Vec::new();
     let mut expected = Expected::default();
-    let mut anomalies = Vec::new();
+    let mut anomalies: Vec<AnomalyLabel> = Vec::new();
+    // Readings left in the anomaly episode under way.
+    let mut episode: Option<u32> = None;
     // Sequence numbers continue from the start time in milliseconds, so a device that
     // runs again (its id and certificate are reused) never repeats an earlier run's seq,
     // which the hub would rightly drop as a duplicate.
@@ -194,20 +215,28 @@ pub fn script(
             continue;
         }
         let mut metrics = signal.next(&mut rng);
-        if rng.f64() < faults.anomaly {
+        if episode.is_none() && rng.f64() < faults.anomaly {
             let metric = device_type.anomaly_metric();
             let normal = metrics[metric];
-            let value = anomalous(metric, normal);
-            metrics.insert(metric, value);
-            seq_label(
-                &mut anomalies,
-                device_id,
-                (!legacy).then_some(seq + 1),
-                ts,
+            anomalies.push(AnomalyLabel {
+                device_id: device_id.to_owned(),
                 metric,
-                value,
+                start: ts,
+                end: ts,
+                first_seq: (!legacy).then_some(seq + 1),
+                readings: 0,
+                value: anomalous(metric, normal),
                 normal,
-            );
+            });
+            episode = Some(rng.u32(EPISODE_READINGS));
+        }
+        if let Some(left) = episode {
+            let label = anomalies.last_mut().expect("an episode has its label");
+            let normal = metrics[label.metric];
+            metrics.insert(label.metric, anomalous(label.metric, normal));
+            label.end = ts;
+            label.readings += 1;
+            episode = (left > 1).then_some(left - 1);
         }
         let skewed = rng.f64() < faults.clock_skew;
         let device_ts = if skewed {
@@ -272,25 +301,6 @@ pub fn script(
         expected,
         anomalies,
     }
-}
-
-fn seq_label(
-    labels: &mut Vec<AnomalyLabel>,
-    device_id: &str,
-    seq: Option<u64>,
-    ts: DateTime<Utc>,
-    metric: &'static str,
-    value: f64,
-    normal: f64,
-) {
-    labels.push(AnomalyLabel {
-        device_id: device_id.to_owned(),
-        seq,
-        ts,
-        metric,
-        value,
-        normal,
-    });
 }
 
 /// A value far outside the device's normal band, yet within what the sensor can report
@@ -560,6 +570,80 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn anomalies_come_as_labelled_episodes_of_consecutive_readings() {
+        let faults = Faults {
+            anomaly: 0.02,
+            ..Faults::default()
+        };
+        let s = script(
+            "d",
+            DeviceType::EnvironmentSensor,
+            3000,
+            &faults,
+            start(),
+            Duration::seconds(1),
+            5,
+        );
+        assert!(s.anomalies.len() > 20, "{}", s.anomalies.len());
+        assert_eq!(s.expected.anomalies, s.anomalies.len() as u64);
+        // The anomalous readings are exactly those the labels cover.
+        let hot: Vec<DateTime<Utc>> = s
+            .messages
+            .iter()
+            .filter_map(|m| hub_telemetry::payload::parse(&m.payload).ok())
+            .filter(|m| m.metrics.get("temperature").is_some_and(|t| *t > 40.0))
+            .map(|m| m.device_ts)
+            .collect();
+        let labelled: u32 = s.anomalies.iter().map(|l| l.readings).sum();
+        assert_eq!(hot.len() as u32, labelled);
+        for pair in s.anomalies.windows(2) {
+            assert!(pair[0].end < pair[1].start, "episodes overlap");
+        }
+        for label in &s.anomalies[..s.anomalies.len() - 1] {
+            assert!(EPISODE_READINGS.contains(&label.readings), "{label:?}");
+            assert!(
+                hot.iter()
+                    .filter(|t| (label.start..=label.end).contains(t))
+                    .count() as u32
+                    == label.readings
+            );
+        }
+    }
+
+    #[test]
+    fn the_anomaly_conditions_separate_anomalies_from_normal_readings() {
+        let faults = Faults {
+            anomaly: 0.02,
+            ..Faults::default()
+        };
+        for (i, device_type) in DeviceType::ALL.into_iter().enumerate() {
+            let s = script(
+                "d",
+                device_type,
+                3000,
+                &faults,
+                start(),
+                Duration::seconds(1),
+                i as u64,
+            );
+            let condition = device_type.anomaly_condition();
+            let (metric, threshold) = condition.split_once(" > ").unwrap();
+            let threshold: f64 = threshold.parse().unwrap();
+            let breaking = s
+                .messages
+                .iter()
+                .filter_map(|m| hub_telemetry::payload::parse(&m.payload).ok())
+                .filter(|m| m.metrics.get(metric).is_some_and(|v| *v > threshold))
+                .count() as u32;
+            assert_eq!(
+                breaking,
+                s.anomalies.iter().map(|l| l.readings).sum::<u32>(),
+                "{condition}"
+            );
         }
     }
 
