@@ -1,7 +1,7 @@
 //! The detector's ports over DynamoDB and Kinesis.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 };
 use chrono::{DateTime, TimeZone, Utc};
 use hub_detection::{rules_table::DynamoRules, Aggregate, DetectorState, ThresholdRule, Welford};
-use hub_runtime::dynamodb::{batch_get, n, number, s, string, Item};
+use hub_runtime::dynamodb::{batch_get, key, n, number, s, string, Item};
 use tracing::warn;
 
 use crate::ports::{
@@ -107,39 +107,57 @@ fn versioned_put(table: &str, key_name: &str, mut item: Item, version: u64) -> T
 }
 
 impl SeriesStore for DynamoSeries {
-    async fn load(&self, series: &str, windows: &[DateTime<Utc>]) -> Result<Loaded, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.state_table)
-            .key("series", s(series))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| PortError::new("detector state read", DisplayErrorContext(e)))?;
-        let state = match output.item {
-            None => Versioned::default(),
-            Some(item) => Versioned {
-                value: string(&item, "state")
-                    .and_then(|json| serde_json::from_str::<DetectorState>(&json).ok())
-                    .ok_or_else(|| {
-                        PortError::new(
-                            "detector state read",
-                            format!("{series}: state is not readable"),
-                        )
-                    })?,
-                version: number(&item, "version").unwrap_or(0),
-            },
-        };
-        let keys = windows
+    async fn load_many(
+        &self,
+        requests: &[(String, Vec<DateTime<Utc>>)],
+    ) -> Result<HashMap<String, Loaded>, PortError> {
+        let state_keys = requests
             .iter()
-            .map(|start| window_key(series, *start))
+            .map(|(series, _)| key("series", series))
             .collect();
-        let items = batch_get(&self.client, &self.aggregates_table, keys)
-            .await
-            .map_err(|e| PortError::new("aggregates read", e))?;
-        let windows: BTreeMap<_, _> = items.iter().filter_map(aggregate_of).collect();
-        Ok(Loaded { state, windows })
+        let window_keys = requests
+            .iter()
+            .flat_map(|(series, windows)| windows.iter().map(|start| window_key(series, *start)))
+            .collect();
+        let (states, windows) = futures::try_join!(
+            batch_get(&self.client, &self.state_table, state_keys),
+            batch_get(&self.client, &self.aggregates_table, window_keys),
+        )
+        .map_err(|e| PortError::new("detector state read", e))?;
+        let mut loaded: HashMap<String, Loaded> = requests
+            .iter()
+            .map(|(series, _)| (series.clone(), Loaded::default()))
+            .collect();
+        for item in &states {
+            let Some(series) = string(item, "series") else {
+                continue;
+            };
+            let value = string(item, "state")
+                .and_then(|json| serde_json::from_str::<DetectorState>(&json).ok())
+                .ok_or_else(|| {
+                    PortError::new(
+                        "detector state read",
+                        format!("{series}: state is not readable"),
+                    )
+                })?;
+            if let Some(entry) = loaded.get_mut(&series) {
+                entry.state = Versioned {
+                    value,
+                    version: number(item, "version").unwrap_or(0),
+                };
+            }
+        }
+        for item in &windows {
+            let (Some(series), Some((start, aggregate))) =
+                (string(item, "series"), aggregate_of(item))
+            else {
+                continue;
+            };
+            if let Some(entry) = loaded.get_mut(&series) {
+                entry.windows.insert(start, aggregate);
+            }
+        }
+        Ok(loaded)
     }
 
     async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {

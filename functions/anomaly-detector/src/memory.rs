@@ -37,20 +37,25 @@ pub struct MemorySeries {
 }
 
 impl SeriesStore for MemorySeries {
-    async fn load(&self, series: &str, windows: &[DateTime<Utc>]) -> Result<Loaded, PortError> {
-        let state = self
-            .states
-            .lock()
-            .unwrap()
-            .get(series)
-            .cloned()
-            .unwrap_or_default();
+    async fn load_many(
+        &self,
+        requests: &[(String, Vec<DateTime<Utc>>)],
+    ) -> Result<HashMap<String, Loaded>, PortError> {
+        let states = self.states.lock().unwrap();
         let stored = self.windows.lock().unwrap();
-        let windows = windows
+        Ok(requests
             .iter()
-            .filter_map(|start| Some((*start, stored.get(&(series.to_owned(), *start))?.clone())))
-            .collect();
-        Ok(Loaded { state, windows })
+            .map(|(series, windows)| {
+                let state = states.get(series).cloned().unwrap_or_default();
+                let windows = windows
+                    .iter()
+                    .filter_map(|start| {
+                        Some((*start, stored.get(&(series.clone(), *start))?.clone()))
+                    })
+                    .collect();
+                (series.clone(), Loaded { state, windows })
+            })
+            .collect())
     }
 
     async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {

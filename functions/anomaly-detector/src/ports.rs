@@ -1,7 +1,10 @@
 //! What the detector needs from outside, as narrow traits; AWS adapters in `crate::aws`,
 //! in-memory ones in `crate::memory`.
 
-use std::{collections::BTreeMap, future::Future};
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+};
 
 use chrono::{DateTime, Utc};
 use hub_detection::{Aggregate, DetectorState, ThresholdRule};
@@ -57,11 +60,12 @@ pub enum Committed {
 }
 
 pub trait SeriesStore {
-    fn load(
+    /// The state of each series and the stored aggregates of the given windows, in as few
+    /// round trips as the store allows. Series never written come back empty (version 0).
+    fn load_many(
         &self,
-        series: &str,
-        windows: &[DateTime<Utc>],
-    ) -> impl Future<Output = Result<Loaded, PortError>> + Send;
+        requests: &[(String, Vec<DateTime<Utc>>)],
+    ) -> impl Future<Output = Result<HashMap<String, Loaded>, PortError>> + Send;
     fn commit(
         &self,
         series: &str,

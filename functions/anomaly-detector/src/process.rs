@@ -12,7 +12,9 @@ use hub_events::{AnomalyDetected, Envelope, NormalizedTelemetry};
 use hub_runtime::stream::StreamRecord;
 use tracing::warn;
 
-use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
+use crate::ports::{
+    Commit, Committed, Detections, Loaded, PortError, Rules, SeriesStore, Versioned,
+};
 
 /// Series worked on at once.
 const CONCURRENCY: usize = 16;
@@ -99,19 +101,37 @@ pub async fn process<R: Rules, S: SeriesStore + Sync, D: Detections + Sync>(
         return Ok(summary);
     }
     let rules = ports.rules.rules().await?;
-    let results: Vec<Summary> = futures::stream::iter(batch)
+    // Every series' state and first windows in a few batched reads; a series goes back to
+    // the store on its own only for later chunks or after a conflict.
+    let requests: Vec<(String, Vec<DateTime<Utc>>)> = batch
+        .iter()
         .map(|((device_id, metric), series)| {
-            let rules: Vec<&ThresholdRule> = rules
-                .iter()
-                .filter(|r| {
-                    r.metric == metric && r.applies_to(&device_id, series.device_type.as_deref())
-                })
-                .collect();
-            async move { run_series(ports, config, &device_id, &metric, &rules, series).await }
+            let first = chunks(&series.points, config)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            (series_key(device_id, metric), windows_of(first, config))
         })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
+        .collect();
+    let mut preloaded = ports.series.load_many(&requests).await?;
+    let results: Vec<Summary> =
+        futures::stream::iter(batch)
+            .map(|((device_id, metric), series)| {
+                let loaded = preloaded.remove(&series_key(&device_id, &metric));
+                let rules: Vec<&ThresholdRule> = rules
+                    .iter()
+                    .filter(|r| {
+                        r.metric == metric
+                            && r.applies_to(&device_id, series.device_type.as_deref())
+                    })
+                    .collect();
+                async move {
+                    run_series(ports, config, &device_id, &metric, &rules, series, loaded).await
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
     for result in &results {
         summary.add(result);
     }
@@ -129,6 +149,7 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
     metric: &str,
     rules: &[&ThresholdRule],
     series: Series,
+    mut preloaded: Option<Loaded>,
 ) -> Result<Summary, PortError> {
     let key = series_key(device_id, metric);
     let mut summary = Summary {
@@ -136,16 +157,19 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
         ..Summary::default()
     };
     for chunk in chunks(&series.points, config) {
-        let windows: Vec<DateTime<Utc>> = chunk
-            .iter()
-            .map(|p| window_of(p.ts, config.window).start)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let windows = windows_of(chunk, config);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = ports.series.load(&key, &windows).await?;
+            let loaded = match preloaded.take() {
+                Some(loaded) => loaded,
+                None => ports
+                    .series
+                    .load_many(&[(key.clone(), windows.clone())])
+                    .await?
+                    .remove(&key)
+                    .unwrap_or_default(),
+            };
             let mut state = loaded.state.value.clone();
             let outcome = observe(config, device_id, metric, rules, &mut state, chunk);
             if outcome.windows.is_empty() {
@@ -200,6 +224,16 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
         }
     }
     Ok(summary)
+}
+
+/// The distinct windows of `points`, in order.
+fn windows_of(points: &[Point], config: &DetectorConfig) -> Vec<DateTime<Utc>> {
+    points
+        .iter()
+        .map(|p| window_of(p.ts, config.window).start)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Consecutive runs of points that touch at most `MAX_WINDOWS_PER_COMMIT` windows each, so
