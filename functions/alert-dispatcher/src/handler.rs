@@ -5,7 +5,7 @@ use std::time::Instant;
 use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
 use hub_runtime::{emf::Metrics, stream};
 use lambda_runtime::LambdaEvent;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::{
     ports::{Alerts, Claims, Notifier, PortError},
@@ -64,14 +64,8 @@ impl<C: Claims + Sync, A: Alerts + Sync, N: Notifier + Sync> AlertDispatcher<C, 
                 );
                 Ok(KinesisEventResponse::default())
             }
-            Err(err) => {
-                error!(error = %err, records = records.len(), "batch failed; it will be retried");
-                if self.partial_batch_response {
-                    Ok(stream::failures(&records))
-                } else {
-                    Err(err)
-                }
-            }
+            // A retried detection that already raised its alert only counts again.
+            Err(err) => stream::failed_batch(err, &records, self.partial_batch_response),
         }
     }
 }

@@ -5,21 +5,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use hub_events::{AlertRaised, Envelope};
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {message}")]
-pub struct PortError {
-    pub operation: &'static str,
-    pub message: String,
-}
-
-impl PortError {
-    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
-        Self {
-            operation,
-            message: message.to_string(),
-        }
-    }
-}
+pub use hub_runtime::PortError;
 
 /// One detection, as it counts against an alert.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@ use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventRespo
 use hub_detection::DetectorConfig;
 use hub_runtime::{emf::Metrics, stream};
 use lambda_runtime::LambdaEvent;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::{
     ports::{Detections, PortError, Rules, SeriesStore},
@@ -64,15 +64,8 @@ impl<R: Rules, S: SeriesStore + Sync, D: Detections + Sync> AnomalyDetector<R, S
                 );
                 Ok(KinesisEventResponse::default())
             }
-            Err(err) => {
-                // Series already committed skip their points on the retry.
-                error!(error = %err, records = records.len(), "batch failed; it will be retried");
-                if self.partial_batch_response {
-                    Ok(stream::failures(&records))
-                } else {
-                    Err(err)
-                }
-            }
+            // Series already committed skip their points on the retry.
+            Err(err) => stream::failed_batch(err, &records, self.partial_batch_response),
         }
     }
 }

@@ -9,21 +9,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use hub_detection::{Aggregate, DetectorState, ThresholdRule};
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {message}")]
-pub struct PortError {
-    pub operation: &'static str,
-    pub message: String,
-}
-
-impl PortError {
-    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
-        Self {
-            operation,
-            message: message.to_string(),
-        }
-    }
-}
+pub use hub_runtime::PortError;
 
 pub trait Rules {
     fn rules(&self) -> impl Future<Output = Result<Vec<ThresholdRule>, PortError>> + Send;

@@ -6,22 +6,7 @@ use std::{collections::HashMap, future::Future};
 use hub_events::DeviceContext;
 pub use hub_runtime::dead_letter::DeadLetter;
 
-/// A transient failure of a store or stream: the records involved are retried.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}: {message}")]
-pub struct PortError {
-    pub operation: &'static str,
-    pub message: String,
-}
-
-impl PortError {
-    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
-        Self {
-            operation,
-            message: message.to_string(),
-        }
-    }
-}
+pub use hub_runtime::PortError;
 
 /// What the registry knows about a device.
 #[derive(Debug, Clone, Default, PartialEq)]

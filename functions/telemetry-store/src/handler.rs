@@ -5,7 +5,7 @@ use std::time::Instant;
 use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
 use hub_runtime::{emf::Metrics, stream};
 use lambda_runtime::LambdaEvent;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::{
     plan::plan,
@@ -96,14 +96,8 @@ impl<S: Stores> TelemetryStore<S> {
                 );
                 Ok(KinesisEventResponse::default())
             }
-            Err(err) => {
-                error!(error = %err, records = records.len(), "batch failed; it will be retried");
-                if self.partial_batch_response {
-                    Ok(stream::failures(&records))
-                } else {
-                    Err(err)
-                }
-            }
+            // Every write is idempotent, so the retry is harmless.
+            Err(err) => stream::failed_batch(err, &records, self.partial_batch_response),
         }
     }
 }

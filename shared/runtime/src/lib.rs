@@ -20,6 +20,24 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls;
 use tracing_subscriber::EnvFilter;
 
+/// A transient failure of a store or stream a function depends on: the records involved
+/// are retried, never dropped.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct PortError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
 /// The loaded SDK configuration plus what was learned about where it points.
 #[derive(Clone, Debug)]
 pub struct AwsEnv {

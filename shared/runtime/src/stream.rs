@@ -49,6 +49,22 @@ pub fn failures<'a>(failed: impl IntoIterator<Item = &'a StreamRecord>) -> Kines
     response
 }
 
+/// The answer for a batch that failed on a transient error: every record reported failed
+/// (partial batch response, so the event source retries from the first), or the error
+/// itself where the event source ignores partial responses and retries the whole batch.
+pub fn failed_batch<E: std::fmt::Display>(
+    error: E,
+    records: &[StreamRecord],
+    partial_batch_response: bool,
+) -> Result<KinesisEventResponse, E> {
+    tracing::error!(%error, records = records.len(), "batch failed; it will be retried");
+    if partial_batch_response {
+        Ok(failures(records))
+    } else {
+        Err(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
