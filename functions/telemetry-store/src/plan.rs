@@ -53,28 +53,7 @@ pub struct Plan {
     pub readings: u64,
 }
 
-/// The hot store's range key: measurement time (epoch ms, fixed width so that string
-/// order is time order), then the device's seq. Two readings of a device at the same
-/// millisecond (a clock-corrected reading lands on the receive time, which another
-/// reading may carry too) stay two rows; the same reading delivered twice stays one.
-/// Readings without a seq (v1 devices) take the event id instead, which is stable for a
-/// redelivered record. A time range `[a, b]` is the key range
-/// `[sort_key_floor(a), sort_key_ceiling(b)]`.
-pub fn sort_key(ts_ms: i64, seq: Option<u64>, event_id: &str) -> String {
-    match seq {
-        Some(seq) => format!("{ts_ms:013}#{seq:020}"),
-        None => format!("{ts_ms:013}#id-{event_id}"),
-    }
-}
-
-pub fn sort_key_floor(ts_ms: i64) -> String {
-    format!("{ts_ms:013}")
-}
-
-pub fn sort_key_ceiling(ts_ms: i64) -> String {
-    // '~' sorts after '#' and every digit.
-    format!("{ts_ms:013}~")
-}
+pub use hub_telemetry::hot_store::{series, sort_key, sort_key_ceiling, sort_key_floor};
 
 pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
     let mut plan = Plan::default();
@@ -105,7 +84,7 @@ pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
         let ts_ms = reading.ts.timestamp_millis();
         let expires_at = reading.ts.timestamp() + retention_days * 86_400;
         for (metric, value) in &reading.metrics {
-            let series = format!("{}#{metric}", reading.device_id);
+            let series = series(&reading.device_id, metric);
             let sort_key = sort_key(ts_ms, reading.seq, &event.id);
             rows.insert(
                 (series.clone(), sort_key.clone()),

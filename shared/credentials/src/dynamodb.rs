@@ -75,6 +75,57 @@ impl DynamoApiKeys {
         Ok(())
     }
 
+    /// Every key of a device, revoked and expired ones included.
+    pub async fn list(&self, device_id: &str) -> Result<Vec<StoredKey>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("device_id = :d AND begins_with(credential_id, :p)")
+            .expression_attribute_values(":d", AttributeValue::S(device_id.to_owned()))
+            .expression_attribute_values(":p", AttributeValue::S(PREFIX.to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| StoreError::Aws(DisplayErrorContext(e).to_string()))?;
+            let key_id = item
+                .get("credential_id")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|id| id.strip_prefix(PREFIX))
+                .ok_or_else(|| StoreError::Corrupt(device_id.to_owned(), "credential_id"))?
+                .to_owned();
+            keys.push(from_item(device_id, &key_id, &item)?);
+        }
+        Ok(keys)
+    }
+
+    /// Sets when a key stops being accepted (a rotation's grace period).
+    pub async fn expire(
+        &self,
+        device_id: &str,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", AttributeValue::S(device_id.to_owned()))
+            .key(
+                "credential_id",
+                AttributeValue::S(format!("{PREFIX}{key_id}")),
+            )
+            .update_expression("SET expires_at = :at")
+            .condition_expression("attribute_exists(credential_id)")
+            .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| StoreError::Aws(DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
     /// Marks a key revoked; it stays in the table as history.
     pub async fn revoke(
         &self,

@@ -2,6 +2,7 @@
 //! about what is valid, how it is normalized and how it is counted is tested without AWS.
 
 pub mod accounting;
+pub mod hot_store;
 pub mod metrics;
 pub mod payload;
 pub mod skew;

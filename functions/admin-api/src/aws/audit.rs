@@ -1,0 +1,67 @@
+use hub_runtime::dynamodb::{n, s, Item};
+
+use super::{describe, AwsBackend};
+use crate::ports::*;
+
+/// The row key: one partition per UTC day, sorted by time then request id.
+fn key(entry: &AuditEntry) -> Item {
+    Item::from([
+        ("day".to_owned(), s(entry.at.format("%Y-%m-%d").to_string())),
+        (
+            "event_key".to_owned(),
+            s(format!(
+                "{}#{}",
+                entry
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                entry.request_id
+            )),
+        ),
+    ])
+}
+
+impl AuditLog for AwsBackend {
+    async fn begin(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        let mut item = key(entry);
+        item.extend([
+            ("at".to_owned(), s(entry.at.to_rfc3339())),
+            ("request_id".to_owned(), s(&entry.request_id)),
+            ("actor".to_owned(), s(&entry.actor)),
+            ("role".to_owned(), s(entry.role)),
+            ("action".to_owned(), s(&entry.action)),
+            ("outcome".to_owned(), s("pending")),
+        ]);
+        if let Some(target) = &entry.target {
+            item.insert("target".into(), s(target));
+        }
+        if self.audit_retention_days > 0 {
+            let expires = entry.at + chrono::Duration::days(self.audit_retention_days);
+            item.insert("expires_at".into(), n(expires.timestamp()));
+        }
+        self.dynamodb
+            .put_item()
+            .table_name(&self.tables.audit)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| PortError::new("audit write", describe(e)))?;
+        Ok(())
+    }
+
+    async fn finish(&self, entry: &AuditEntry, status: u16) -> Result<(), PortError> {
+        let outcome = if status < 400 { "done" } else { "refused" };
+        self.dynamodb
+            .update_item()
+            .table_name(&self.tables.audit)
+            .set_key(Some(key(entry)))
+            .update_expression("SET #outcome = :outcome, #status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":status", n(status))
+            .send()
+            .await
+            .map_err(|e| PortError::new("audit outcome", describe(e)))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! The ports on AWS: DynamoDB tables and the IoT registry. Thin: each method is one or a
+//! few SDK calls, and every SDK error becomes a `PortError` naming the operation.
+
+mod alerts;
+mod audit;
+mod credentials;
+mod history;
+mod iot;
+mod registry;
+
+use hub_credentials::dynamodb::DynamoApiKeys;
+use hub_detection::rules_table::DynamoRules;
+
+#[derive(Clone, Debug)]
+pub struct Tables {
+    pub devices: String,
+    pub credentials: String,
+    pub telemetry: String,
+    pub aggregates: String,
+    pub alert_rules: String,
+    pub alerts: String,
+    pub audit: String,
+}
+
+pub struct AwsBackend {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub iot: aws_sdk_iot::Client,
+    pub tables: Tables,
+    /// The IoT policy every device certificate gets.
+    pub device_policy: String,
+    /// Days audit rows are kept (0: forever).
+    pub audit_retention_days: i64,
+    api_keys: DynamoApiKeys,
+    rules: DynamoRules,
+}
+
+impl AwsBackend {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        iot: aws_sdk_iot::Client,
+        tables: Tables,
+        device_policy: String,
+        audit_retention_days: i64,
+    ) -> Self {
+        Self {
+            api_keys: DynamoApiKeys {
+                client: dynamodb.clone(),
+                table: tables.credentials.clone(),
+            },
+            rules: DynamoRules {
+                client: dynamodb.clone(),
+                table: tables.alert_rules.clone(),
+            },
+            dynamodb,
+            iot,
+            tables,
+            device_policy,
+            audit_retention_days,
+        }
+    }
+}
+
+/// The SDK's full error text (service code and message), for logs.
+fn describe<E: std::error::Error>(err: E) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
+}
+
+/// Whether a DynamoDB call failed only its condition.
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(e)
+        if e.err().code() == Some("ConditionalCheckFailedException"))
+}

@@ -1,0 +1,273 @@
+//! The device registry: register (IoT thing + thing group + registry row), list, get,
+//! update, quarantine, decommission (credentials refused, thing deleted, row kept).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    error::ApiError,
+    ports::{
+        CertificateState, Credentials, Device, DeviceChanges, DeviceFilter, DeviceStatus,
+        IotCertificateStatus, Registry, Things,
+    },
+    request::{decode_token, encode_token, name, text, ApiRequest, ApiResponse},
+};
+
+const MAX_TEXT: usize = 256;
+pub const MAX_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    device_id: String,
+    device_type: String,
+    serial: Option<String>,
+    group: Option<String>,
+    location: Option<String>,
+    tenant: Option<String>,
+    firmware_version: Option<String>,
+    #[serde(default)]
+    simulated: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    device_type: Option<String>,
+    serial: Option<String>,
+    group: Option<String>,
+    location: Option<String>,
+    tenant: Option<String>,
+    firmware_version: Option<String>,
+}
+
+/// A device id as IoT allows thing names (and API keys rely on: no `.`).
+pub fn device_id(field: &str, value: &str) -> Result<String, ApiError> {
+    name(field, value, 128)
+}
+
+fn device_type(value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "device_type",
+            "device_type must be 1 to 64 of lowercase letters, digits, '_' and '-'",
+        ))
+    }
+}
+
+fn optional_text(field: &str, value: Option<&String>) -> Result<Option<String>, ApiError> {
+    value.map(|v| text(field, v, MAX_TEXT)).transpose()
+}
+
+fn optional_group(value: Option<&String>) -> Result<Option<String>, ApiError> {
+    value.map(|g| name("group", g, 128)).transpose()
+}
+
+/// The device of the path, or 404.
+pub async fn existing<R: Registry>(registry: &R, request: &ApiRequest) -> Result<Device, ApiError> {
+    let id = device_id("id", request.param("id")?)?;
+    registry
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {id}")))
+}
+
+/// The device of the path if it is not decommissioned; 404 or 409 otherwise.
+pub async fn in_service<R: Registry>(
+    registry: &R,
+    request: &ApiRequest,
+) -> Result<Device, ApiError> {
+    let device = existing(registry, request).await?;
+    if device.status == DeviceStatus::Decommissioned {
+        return Err(ApiError::conflict(format!(
+            "device {} is decommissioned",
+            device.device_id
+        )));
+    }
+    Ok(device)
+}
+
+pub async fn register<B: Registry + Things>(
+    b: &B,
+    request: &ApiRequest,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ApiError> {
+    let body: Registration = request.json()?;
+    let device = Device {
+        device_id: device_id("device_id", &body.device_id)?,
+        device_type: device_type(&body.device_type)?,
+        status: DeviceStatus::Registered,
+        serial: optional_text("serial", body.serial.as_ref())?,
+        group: optional_group(body.group.as_ref())?,
+        location: optional_text("location", body.location.as_ref())?,
+        tenant: optional_text("tenant", body.tenant.as_ref())?,
+        firmware_version: optional_text("firmware_version", body.firmware_version.as_ref())?,
+        quarantined: false,
+        simulated: body.simulated,
+        created_at: now,
+        updated_at: now,
+        decommissioned_at: None,
+        connectivity: None,
+        last_seen: None,
+    };
+    let taken = || {
+        ApiError::conflict(format!(
+            "device {} is already registered (ids are never reused)",
+            device.device_id
+        ))
+    };
+    if b.get(&device.device_id).await?.is_some() {
+        return Err(taken());
+    }
+    // The thing first: creating it again with the same attributes is harmless, so a
+    // registration that fails after this step can simply be retried.
+    b.create_thing(
+        &device.device_id,
+        &device.device_type,
+        device.group.as_deref(),
+    )
+    .await?;
+    if !b.create(&device).await? {
+        return Err(taken());
+    }
+    Ok(ApiResponse::created(&device))
+}
+
+pub async fn get<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    Ok(ApiResponse::ok(existing(registry, request).await?))
+}
+
+pub async fn list<R: Registry>(
+    registry: &R,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let filter = DeviceFilter {
+        device_type: request.query("type").map(device_type).transpose()?,
+        status: request
+            .query("status")
+            .map(|s| {
+                DeviceStatus::from_name(s).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        "status must be one of registered, active, decommissioned",
+                    )
+                })
+            })
+            .transpose()?,
+        group: request
+            .query("group")
+            .map(|g| name("group", g, 128))
+            .transpose()?,
+    };
+    let limit = request.query_number("limit", 50, 1..=MAX_PAGE)?;
+    let after = decode_token(request.query("next_token"))?;
+    let page = registry.list(&filter, limit, after.as_deref()).await?;
+    Ok(ApiResponse::ok(json!({
+        "devices": page.items,
+        "next_token": page.next.as_deref().map(encode_token),
+    })))
+}
+
+pub async fn update<B: Registry + Things>(
+    b: &B,
+    request: &ApiRequest,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ApiError> {
+    let body: Update = request.json()?;
+    let changes = DeviceChanges {
+        device_type: body.device_type.as_deref().map(device_type).transpose()?,
+        serial: optional_text("serial", body.serial.as_ref())?,
+        group: optional_group(body.group.as_ref())?,
+        location: optional_text("location", body.location.as_ref())?,
+        tenant: optional_text("tenant", body.tenant.as_ref())?,
+        firmware_version: optional_text("firmware_version", body.firmware_version.as_ref())?,
+        ..DeviceChanges::default()
+    };
+    if changes.is_empty() {
+        return Err(ApiError::bad_body(
+            "nothing to change: give at least one of device_type, serial, group, location, tenant, firmware_version",
+        ));
+    }
+    let device = in_service(b, request).await?;
+    if changes.group.is_some() && changes.group != device.group {
+        b.move_thing(
+            &device.device_id,
+            device.group.as_deref(),
+            changes.group.as_deref(),
+        )
+        .await?;
+    }
+    let updated = b
+        .update(&device.device_id, &changes, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {}", device.device_id)))?;
+    Ok(ApiResponse::ok(updated))
+}
+
+pub async fn set_quarantine<R: Registry>(
+    registry: &R,
+    request: &ApiRequest,
+    quarantined: bool,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ApiError> {
+    let device = existing(registry, request).await?;
+    let changes = DeviceChanges {
+        quarantined: Some(quarantined),
+        ..DeviceChanges::default()
+    };
+    let updated = registry
+        .update(&device.device_id, &changes, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {}", device.device_id)))?;
+    Ok(ApiResponse::ok(updated))
+}
+
+/// Revokes every certificate and API key, deletes the thing, keeps the row. Repeating it
+/// is harmless: each step skips what is already done.
+pub async fn decommission<B: Registry + Things + Credentials>(
+    b: &B,
+    request: &ApiRequest,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ApiError> {
+    let device = existing(b, request).await?;
+    if device.status == DeviceStatus::Decommissioned {
+        return Ok(ApiResponse::ok(device));
+    }
+    let id = &device.device_id;
+    for mut certificate in b.certificates(id).await? {
+        if certificate.state == CertificateState::Revoked {
+            continue;
+        }
+        b.set_certificate_status(&certificate.certificate_id, IotCertificateStatus::Revoked)
+            .await?;
+        b.detach_certificate(id, &certificate.certificate_arn)
+            .await?;
+        certificate.state = CertificateState::Revoked;
+        certificate.revoked_at = Some(now);
+        b.put_certificate(&certificate).await?;
+    }
+    for key in b.api_keys(id).await? {
+        if !key.revoked {
+            b.revoke_api_key(id, &key.key_id, now).await?;
+        }
+    }
+    b.delete_thing(id).await?;
+    let changes = DeviceChanges {
+        status: Some(DeviceStatus::Decommissioned),
+        decommissioned_at: Some(now),
+        ..DeviceChanges::default()
+    };
+    let updated = b
+        .update(id, &changes, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {id}")))?;
+    Ok(ApiResponse::ok(updated))
+}

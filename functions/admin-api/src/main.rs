@@ -1,0 +1,42 @@
+//! Wires DynamoDB and IoT clients to the admin API and hands it to the runtime.
+
+use admin_api::{aws::AwsBackend, aws::Tables, Api, ApiConfig};
+use hub_runtime::{config, AwsEnv};
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hub_runtime::init_json_tracing();
+    let aws = AwsEnv::load().await;
+    let backend = AwsBackend::new(
+        aws_sdk_dynamodb::Client::new(&aws.sdk),
+        aws_sdk_iot::Client::new(&aws.sdk),
+        tables()?,
+        config::required("DEVICE_POLICY")?,
+        config::or("AUDIT_RETENTION_DAYS", 0)?,
+    );
+    let api = Api::new(
+        backend,
+        ApiConfig {
+            window_seconds: config::or("WINDOW_SECONDS", 300)?,
+            default_grace_seconds: config::or("CERTIFICATE_GRACE_SECONDS", 24 * 3600)?,
+        },
+    );
+    let api = &api;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(api.handle_http(request).await)
+    }))
+    .await
+}
+
+pub fn tables() -> Result<Tables, config::ConfigError> {
+    Ok(Tables {
+        devices: config::required("DEVICES_TABLE")?,
+        credentials: config::required("CREDENTIALS_TABLE")?,
+        telemetry: config::required("TELEMETRY_TABLE")?,
+        aggregates: config::required("AGGREGATES_TABLE")?,
+        alert_rules: config::required("ALERT_RULES_TABLE")?,
+        alerts: config::required("ALERTS_TABLE")?,
+        audit: config::required("AUDIT_TABLE")?,
+    })
+}

@@ -1,0 +1,424 @@
+//! In-memory fakes of every port, for fast tests of the handlers' logic. They keep what
+//! the IoT service would hold (things, certificate status, attachments) so tests can check
+//! the effects, not just the answers.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
+
+use chrono::{DateTime, Utc};
+use hub_credentials::StoredKey;
+use hub_detection::rule::ThresholdRule;
+use hub_events::AlertState;
+
+use crate::ports::*;
+
+#[derive(Default, Debug)]
+pub struct IotState {
+    /// Thing name -> (type, group).
+    pub things: BTreeMap<String, (String, Option<String>)>,
+    /// Certificate id -> status (`ACTIVE`, `INACTIVE`, `REVOKED`).
+    pub certificate_status: BTreeMap<String, &'static str>,
+    /// (thing, certificate ARN) attachments.
+    pub attached: Vec<(String, String)>,
+    pub issued: usize,
+}
+
+#[derive(Default)]
+pub struct MemoryBackend {
+    pub devices: Mutex<BTreeMap<String, Device>>,
+    pub iot: Mutex<IotState>,
+    pub certificates: Mutex<Vec<CertificateRecord>>,
+    pub api_keys: Mutex<Vec<StoredKey>>,
+    pub readings: Mutex<HashMap<String, Vec<Point>>>,
+    pub windows: Mutex<HashMap<String, Vec<WindowRow>>>,
+    pub rules: Mutex<BTreeMap<String, ThresholdRule>>,
+    pub alerts: Mutex<BTreeMap<String, AlertRecord>>,
+    /// (entry, outcome status once finished).
+    pub audit: Mutex<Vec<(AuditEntry, Option<u16>)>>,
+    /// When set, every IoT call fails (a store outage).
+    pub iot_down: Mutex<bool>,
+}
+
+fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
+    if *b.iot_down.lock().unwrap() {
+        Err(PortError::new("iot", "service unavailable"))
+    } else {
+        Ok(())
+    }
+}
+
+impl Registry for MemoryBackend {
+    async fn create(&self, device: &Device) -> Result<bool, PortError> {
+        let mut devices = self.devices.lock().unwrap();
+        if devices.contains_key(&device.device_id) {
+            return Ok(false);
+        }
+        devices.insert(device.device_id.clone(), device.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, device_id: &str) -> Result<Option<Device>, PortError> {
+        Ok(self.devices.lock().unwrap().get(device_id).cloned())
+    }
+
+    async fn update(
+        &self,
+        device_id: &str,
+        c: &DeviceChanges,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Device>, PortError> {
+        let mut devices = self.devices.lock().unwrap();
+        let Some(d) = devices.get_mut(device_id) else {
+            return Ok(None);
+        };
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        fn set_some<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                *field = value.clone();
+            }
+        }
+        set(&mut d.device_type, &c.device_type);
+        set_some(&mut d.serial, &c.serial);
+        set_some(&mut d.group, &c.group);
+        set_some(&mut d.location, &c.location);
+        set_some(&mut d.tenant, &c.tenant);
+        set_some(&mut d.firmware_version, &c.firmware_version);
+        set(&mut d.quarantined, &c.quarantined);
+        set_some(&mut d.decommissioned_at, &c.decommissioned_at);
+        // As the DynamoDB adapter: a decommissioned device never comes back to life.
+        if let Some(status) = c.status {
+            if d.status != DeviceStatus::Decommissioned {
+                d.status = status;
+            }
+        }
+        d.updated_at = at;
+        Ok(Some(d.clone()))
+    }
+
+    async fn list(
+        &self,
+        filter: &DeviceFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Device>, PortError> {
+        let devices = self.devices.lock().unwrap();
+        let mut items: Vec<Device> = devices
+            .values()
+            .filter(|d| after.is_none_or(|a| d.device_id.as_str() > a))
+            .filter(|d| filter.admits(d))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().unwrap().device_id.clone()
+        });
+        Ok(Page { items, next })
+    }
+}
+
+impl Things for MemoryBackend {
+    async fn create_thing(
+        &self,
+        device_id: &str,
+        device_type: &str,
+        group: Option<&str>,
+    ) -> Result<(), PortError> {
+        iot_check(self)?;
+        self.iot.lock().unwrap().things.insert(
+            device_id.to_owned(),
+            (device_type.to_owned(), group.map(str::to_owned)),
+        );
+        Ok(())
+    }
+
+    async fn move_thing(
+        &self,
+        device_id: &str,
+        _from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), PortError> {
+        iot_check(self)?;
+        if let Some(thing) = self.iot.lock().unwrap().things.get_mut(device_id) {
+            thing.1 = to.map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    async fn delete_thing(&self, device_id: &str) -> Result<(), PortError> {
+        iot_check(self)?;
+        self.iot.lock().unwrap().things.remove(device_id);
+        Ok(())
+    }
+
+    async fn issue_certificate(
+        &self,
+        device_id: &str,
+        _csr_pem: &str,
+    ) -> Result<SignedCertificate, PortError> {
+        iot_check(self)?;
+        let mut iot = self.iot.lock().unwrap();
+        iot.issued += 1;
+        let id = format!("{:064x}", iot.issued);
+        let arn = format!("arn:aws:iot:us-east-1:000000000000:cert/{id}");
+        iot.certificate_status.insert(id.clone(), "ACTIVE");
+        iot.attached.push((device_id.to_owned(), arn.clone()));
+        Ok(SignedCertificate {
+            certificate_id: id,
+            certificate_arn: arn,
+            certificate_pem: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".into(),
+        })
+    }
+
+    async fn set_certificate_status(
+        &self,
+        certificate_id: &str,
+        status: IotCertificateStatus,
+    ) -> Result<(), PortError> {
+        iot_check(self)?;
+        let name = match status {
+            IotCertificateStatus::Inactive => "INACTIVE",
+            IotCertificateStatus::Revoked => "REVOKED",
+        };
+        self.iot
+            .lock()
+            .unwrap()
+            .certificate_status
+            .insert(certificate_id.to_owned(), name);
+        Ok(())
+    }
+
+    async fn detach_certificate(
+        &self,
+        device_id: &str,
+        certificate_arn: &str,
+    ) -> Result<(), PortError> {
+        iot_check(self)?;
+        self.iot
+            .lock()
+            .unwrap()
+            .attached
+            .retain(|(d, a)| !(d == device_id && a == certificate_arn));
+        Ok(())
+    }
+}
+
+impl Credentials for MemoryBackend {
+    async fn put_certificate(&self, record: &CertificateRecord) -> Result<(), PortError> {
+        let mut all = self.certificates.lock().unwrap();
+        all.retain(|c| c.certificate_id != record.certificate_id);
+        all.push(record.clone());
+        Ok(())
+    }
+
+    async fn certificates(&self, device_id: &str) -> Result<Vec<CertificateRecord>, PortError> {
+        Ok(self
+            .certificates
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.device_id == device_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn retirements_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CertificateRecord>, PortError> {
+        Ok(self
+            .certificates
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    CertificateState::Retiring | CertificateState::Inactive
+                ) && c.retire_at.is_some_and(|t| t <= now)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn put_api_key(&self, key: &StoredKey) -> Result<(), PortError> {
+        self.api_keys.lock().unwrap().push(key.clone());
+        Ok(())
+    }
+
+    async fn api_keys(&self, device_id: &str) -> Result<Vec<StoredKey>, PortError> {
+        Ok(self
+            .api_keys
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| k.device_id == device_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn revoke_api_key(
+        &self,
+        device_id: &str,
+        key_id: &str,
+        _at: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        for key in self.api_keys.lock().unwrap().iter_mut() {
+            if key.device_id == device_id && key.key_id == key_id {
+                key.revoked = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_api_key(
+        &self,
+        device_id: &str,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        for key in self.api_keys.lock().unwrap().iter_mut() {
+            if key.device_id == device_id && key.key_id == key_id {
+                key.expires_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl History for MemoryBackend {
+    async fn readings(
+        &self,
+        series: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<(Vec<Point>, bool), PortError> {
+        let readings = self.readings.lock().unwrap();
+        let mut points: Vec<Point> = readings
+            .get(series)
+            .into_iter()
+            .flatten()
+            .filter(|p| (start_ms..=end_ms).contains(&p.ts_ms))
+            .copied()
+            .collect();
+        points.sort_by_key(|p| p.ts_ms);
+        let more = points.len() > limit;
+        points.truncate(limit);
+        Ok((points, more))
+    }
+
+    async fn windows(
+        &self,
+        series: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<WindowRow>, PortError> {
+        let windows = self.windows.lock().unwrap();
+        let mut rows: Vec<WindowRow> = windows
+            .get(series)
+            .into_iter()
+            .flatten()
+            .filter(|w| (start_ms..=end_ms).contains(&w.start_ms))
+            .copied()
+            .collect();
+        rows.sort_by_key(|w| w.start_ms);
+        Ok(rows)
+    }
+}
+
+impl Alerts for MemoryBackend {
+    async fn put_rule(&self, rule: &ThresholdRule) -> Result<(), PortError> {
+        self.rules
+            .lock()
+            .unwrap()
+            .insert(rule.id.clone(), rule.clone());
+        Ok(())
+    }
+
+    async fn rules(&self) -> Result<Vec<ThresholdRule>, PortError> {
+        Ok(self.rules.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn delete_rule(&self, rule_id: &str) -> Result<bool, PortError> {
+        Ok(self.rules.lock().unwrap().remove(rule_id).is_some())
+    }
+
+    async fn get_alert(&self, alert_id: &str) -> Result<Option<AlertRecord>, PortError> {
+        Ok(self.alerts.lock().unwrap().get(alert_id).cloned())
+    }
+
+    async fn list_alerts(
+        &self,
+        filter: &AlertFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<AlertRecord>, PortError> {
+        let alerts = self.alerts.lock().unwrap();
+        let mut items: Vec<AlertRecord> = alerts
+            .values()
+            .filter(|a| after.is_none_or(|x| a.alert_id.as_str() > x))
+            .filter(|a| filter.admits(a))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().unwrap().alert_id.clone()
+        });
+        Ok(Page { items, next })
+    }
+
+    async fn set_alert_state(
+        &self,
+        alert_id: &str,
+        from: AlertState,
+        to: AlertState,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> Result<bool, PortError> {
+        let mut alerts = self.alerts.lock().unwrap();
+        let Some(alert) = alerts.get_mut(alert_id).filter(|a| a.state == from) else {
+            return Ok(false);
+        };
+        alert.state = to;
+        match to {
+            AlertState::Acknowledged => {
+                alert.acknowledged_at = Some(at.to_rfc3339());
+                alert.acknowledged_by = Some(by.to_owned());
+            }
+            AlertState::Resolved => {
+                alert.resolved_at = Some(at.to_rfc3339());
+                alert.resolved_by = Some(by.to_owned());
+            }
+            AlertState::Open => {}
+        }
+        Ok(true)
+    }
+}
+
+impl AuditLog for MemoryBackend {
+    async fn begin(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        self.audit.lock().unwrap().push((entry.clone(), None));
+        Ok(())
+    }
+
+    async fn finish(&self, entry: &AuditEntry, status: u16) -> Result<(), PortError> {
+        if let Some(row) = self
+            .audit
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|(e, _)| e.request_id == entry.request_id)
+        {
+            row.1 = Some(status);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,396 @@
+//! What the API needs from outside, as narrow traits over plain data: the AWS adapters
+//! (`aws`) and the in-memory fakes (`memory`) implement them.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use hub_credentials::StoredKey;
+use hub_detection::rule::ThresholdRule;
+use hub_events::AlertState;
+use serde::Serialize;
+
+pub use hub_runtime::PortError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// In the registry and IoT, without a certificate yet.
+    Registered,
+    /// Holds at least one certificate.
+    Active,
+    /// Credentials revoked and the thing deleted; the row stays as history.
+    Decommissioned,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Registered => "registered",
+            DeviceStatus::Active => "active",
+            DeviceStatus::Decommissioned => "decommissioned",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Registered, Self::Active, Self::Decommissioned]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// A registry row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Device {
+    pub device_id: String,
+    pub device_type: String,
+    pub status: DeviceStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware_version: Option<String>,
+    pub quarantined: bool,
+    pub simulated: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decommissioned_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+/// Fields a change sets; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceChanges {
+    pub device_type: Option<String>,
+    pub serial: Option<String>,
+    pub group: Option<String>,
+    pub location: Option<String>,
+    pub tenant: Option<String>,
+    pub firmware_version: Option<String>,
+    pub quarantined: Option<bool>,
+    pub status: Option<DeviceStatus>,
+    pub decommissioned_at: Option<DateTime<Utc>>,
+}
+
+impl DeviceChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceFilter {
+    pub device_type: Option<String>,
+    pub status: Option<DeviceStatus>,
+    pub group: Option<String>,
+}
+
+impl DeviceFilter {
+    pub fn admits(&self, device: &Device) -> bool {
+        self.device_type
+            .as_ref()
+            .is_none_or(|t| *t == device.device_type)
+            && self.status.is_none_or(|s| s == device.status)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| device.group.as_ref() == Some(g))
+    }
+}
+
+/// One page of a listing; `next` continues after the last item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+pub trait Registry {
+    /// Writes a new row; false if the device id is taken.
+    fn create(&self, device: &Device) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn get(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Option<Device>, PortError>> + Send;
+    /// Applies `changes` to an existing row and returns it; None if there is no row.
+    fn update(
+        &self,
+        device_id: &str,
+        changes: &DeviceChanges,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Device>, PortError>> + Send;
+    /// Up to `limit` rows admitted by `filter`, in device id order, after `after`.
+    fn list(
+        &self,
+        filter: &DeviceFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Device>, PortError>> + Send;
+}
+
+/// A certificate the IoT service signed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedCertificate {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub certificate_pem: String,
+}
+
+/// Certificate status in the IoT service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IotCertificateStatus {
+    Inactive,
+    Revoked,
+}
+
+/// The IoT registry: things, thing groups, certificates and their attachments.
+pub trait Things {
+    /// Creates the thing (with its type as an attribute) and puts it in `group`.
+    fn create_thing(
+        &self,
+        device_id: &str,
+        device_type: &str,
+        group: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Moves the thing from one thing group to another.
+    fn move_thing(
+        &self,
+        device_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn delete_thing(&self, device_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Signs a CSR, activates the certificate, attaches the device policy to it and it to
+    /// the thing.
+    fn issue_certificate(
+        &self,
+        device_id: &str,
+        csr_pem: &str,
+    ) -> impl Future<Output = Result<SignedCertificate, PortError>> + Send;
+    fn set_certificate_status(
+        &self,
+        certificate_id: &str,
+        status: IotCertificateStatus,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Detaches the certificate from the thing and the policy (it stays, refused, as history).
+    fn detach_certificate(
+        &self,
+        device_id: &str,
+        certificate_arn: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateState {
+    Active,
+    /// Replaced by a rotation; still accepted until `retire_at`.
+    Retiring,
+    /// Past its grace period: refused, to be revoked.
+    Inactive,
+    Revoked,
+}
+
+impl CertificateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateState::Active => "active",
+            CertificateState::Retiring => "retiring",
+            CertificateState::Inactive => "inactive",
+            CertificateState::Revoked => "revoked",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Active, Self::Retiring, Self::Inactive, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// A device certificate as the credentials table keeps it (never the private key: the
+/// hub never sees it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CertificateRecord {
+    pub device_id: String,
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub state: CertificateState,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub trait Credentials {
+    fn put_certificate(
+        &self,
+        record: &CertificateRecord,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn certificates(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<CertificateRecord>, PortError>> + Send;
+    /// Certificates in `Retiring` or `Inactive` state whose grace ended by `now`.
+    fn retirements_due(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<CertificateRecord>, PortError>> + Send;
+    fn put_api_key(&self, key: &StoredKey) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn api_keys(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<StoredKey>, PortError>> + Send;
+    fn revoke_api_key(
+        &self,
+        device_id: &str,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Sets when a key stops being accepted (the grace of a key rotation).
+    fn expire_api_key(
+        &self,
+        device_id: &str,
+        key_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// One stored reading.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Point {
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+/// One persisted tumbling-window aggregate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WindowRow {
+    pub start_ms: i64,
+    pub count: u64,
+    pub mean: f64,
+    /// Sum of squared deviations (Welford's M2), so windows merge exactly.
+    pub m2: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub trait History {
+    /// Readings of `series` with `start_ms <= ts <= end_ms`, in time order, at most
+    /// `limit`; the flag says more were left.
+    fn readings(
+        &self,
+        series: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<Point>, bool), PortError>> + Send;
+    /// Window aggregates of `series` whose window starts in `[start_ms, end_ms]`.
+    fn windows(
+        &self,
+        series: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> impl Future<Output = Result<Vec<WindowRow>, PortError>> + Send;
+}
+
+/// An alert as the dispatcher wrote it and operators move it on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertRecord {
+    pub alert_id: String,
+    pub device_id: String,
+    pub rule_id: String,
+    pub metric: String,
+    pub severity: String,
+    pub state: AlertState,
+    pub count: u64,
+    pub summary: String,
+    pub raised_at: Option<String>,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertFilter {
+    pub state: Option<AlertState>,
+    pub device_id: Option<String>,
+}
+
+impl AlertFilter {
+    pub fn admits(&self, alert: &AlertRecord) -> bool {
+        self.state.is_none_or(|s| s == alert.state)
+            && self
+                .device_id
+                .as_ref()
+                .is_none_or(|d| *d == alert.device_id)
+    }
+}
+
+pub trait Alerts {
+    fn put_rule(&self, rule: &ThresholdRule) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn rules(&self) -> impl Future<Output = Result<Vec<ThresholdRule>, PortError>> + Send;
+    /// False if there was no such rule.
+    fn delete_rule(&self, rule_id: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn get_alert(
+        &self,
+        alert_id: &str,
+    ) -> impl Future<Output = Result<Option<AlertRecord>, PortError>> + Send;
+    fn list_alerts(
+        &self,
+        filter: &AlertFilter,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<AlertRecord>, PortError>> + Send;
+    /// Moves the alert from `from` to `to` if it is still in `from`; false if it moved
+    /// meanwhile (the caller reads it again).
+    fn set_alert_state(
+        &self,
+        alert_id: &str,
+        from: AlertState,
+        to: AlertState,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// One admin action: written before the change is made, completed with its outcome after,
+/// so no change can happen without a row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    pub actor: String,
+    pub role: &'static str,
+    /// The route key, `POST /v1/devices/{id}/quarantine`.
+    pub action: String,
+    /// The device, alert or rule acted on.
+    pub target: Option<String>,
+}
+
+pub trait AuditLog {
+    fn begin(&self, entry: &AuditEntry) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn finish(
+        &self,
+        entry: &AuditEntry,
+        status: u16,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}

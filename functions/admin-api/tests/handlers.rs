@@ -1,0 +1,924 @@
+//! The admin API's handlers against the in-memory backend: answers, effects on the
+//! registry and IoT, the audit trail, and refusals that change nothing.
+
+use admin_api::{
+    auth::{Principal, Role},
+    http::api_request,
+    memory::MemoryBackend,
+    ports::{AlertRecord, CertificateState, DeviceStatus, Point, WindowRow},
+    routes, sweeper, Api, ApiConfig, ApiRequest, ApiResponse,
+};
+use chrono::{Duration, Utc};
+use hub_events::AlertState;
+use serde_json::{json, Value};
+
+fn api() -> Api<MemoryBackend> {
+    Api::new(MemoryBackend::default(), ApiConfig::default())
+}
+
+async fn call(
+    api: &Api<MemoryBackend>,
+    role: Role,
+    method: &str,
+    target: &str,
+    body: Value,
+) -> ApiResponse {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (route, params) = routes::resolve(method, path).expect("a route");
+    let request = ApiRequest {
+        route,
+        params: params.into_iter().collect(),
+        query: query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+        body: if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        },
+        principal: Principal {
+            subject: format!("{role:?}-client").to_lowercase(),
+            role,
+        },
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    api.handle(&request).await
+}
+
+fn csr(cn: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+fn assert_error(response: &ApiResponse, status: u16, field: Option<&str>) {
+    assert_eq!(response.status, status, "{}", response.body);
+    assert!(
+        response.body["error"]["message"].as_str().is_some(),
+        "{}",
+        response.body
+    );
+    if let Some(field) = field {
+        assert_eq!(
+            response.body["error"]["field"],
+            json!(field),
+            "{}",
+            response.body
+        );
+    }
+}
+
+async fn register(api: &Api<MemoryBackend>, id: &str) -> ApiResponse {
+    call(
+        api,
+        Role::Operator,
+        "POST",
+        "/v1/devices",
+        json!({"device_id": id, "device_type": "env-sensor", "group": "plant-a", "location": "hall 3"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn registration_creates_the_thing_and_the_row_once() {
+    let api = api();
+    let created = register(&api, "sensor-1").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["status"], "registered");
+    assert_eq!(created.body["group"], "plant-a");
+    let iot = api.backend.iot.lock().unwrap().things.clone();
+    assert_eq!(
+        iot.get("sensor-1"),
+        Some(&("env-sensor".to_owned(), Some("plant-a".to_owned())))
+    );
+    drop(iot);
+    assert_error(&register(&api, "sensor-1").await, 409, None);
+    let got = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices/sensor-1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["device_type"], "env-sensor");
+    assert_error(
+        &call(&api, Role::Viewer, "GET", "/v1/devices/nope", Value::Null).await,
+        404,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn bad_registrations_name_the_field_and_change_nothing() {
+    let api = api();
+    let cases = [
+        (json!({"device_type": "env-sensor"}), "device_id"),
+        (
+            json!({"device_id": "a.b", "device_type": "env-sensor"}),
+            "device_id",
+        ),
+        (
+            json!({"device_id": "a", "device_type": "Env Sensor"}),
+            "device_type",
+        ),
+        (
+            json!({"device_id": 7, "device_type": "env-sensor"}),
+            "device_id",
+        ),
+        (
+            json!({"device_id": "a", "device_type": "t", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"device_id": "a", "device_type": "t", "location": "x".repeat(300)}),
+            "location",
+        ),
+        (
+            json!({"device_id": "a", "device_type": "t", "group": "has space"}),
+            "group",
+        ),
+        (
+            json!({"device_id": "a", "device_type": "t", "serial": "  "}),
+            "serial",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = call(&api, Role::Operator, "POST", "/v1/devices", body.clone()).await;
+        assert_eq!(response.status, 400, "{body} -> {}", response.body);
+        if field != "." {
+            assert_eq!(response.body["error"]["field"], json!(field), "{body}");
+        }
+    }
+    // Not JSON at all, and trailing garbage.
+    for raw in [
+        "{",
+        "not json",
+        "{\"device_id\":\"a\",\"device_type\":\"t\"} x",
+    ] {
+        let (route, _) = routes::resolve("POST", "/v1/devices").unwrap();
+        let request = ApiRequest {
+            route,
+            params: Default::default(),
+            query: Default::default(),
+            body: raw.as_bytes().to_vec(),
+            principal: Principal {
+                subject: "op".into(),
+                role: Role::Operator,
+            },
+            request_id: "r".into(),
+        };
+        assert_error(&api.handle(&request).await, 400, None);
+    }
+    assert!(api.backend.devices.lock().unwrap().is_empty());
+    assert!(api.backend.iot.lock().unwrap().things.is_empty());
+}
+
+#[tokio::test]
+async fn roles_are_enforced_before_anything_happens_and_changes_are_audited() {
+    let api = api();
+    let refused = call(
+        &api,
+        Role::Viewer,
+        "POST",
+        "/v1/devices",
+        json!({"device_id": "d1", "device_type": "t"}),
+    )
+    .await;
+    assert_error(&refused, 403, None);
+    assert!(api.backend.devices.lock().unwrap().is_empty());
+    assert_eq!(register(&api, "d1").await.status, 201);
+    // Credentials are for admins only.
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/devices/d1/certificates",
+            json!({"csr": csr("d1")}),
+        )
+        .await,
+        403,
+        None,
+    );
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "DELETE",
+            "/v1/devices/d1",
+            Value::Null,
+        )
+        .await,
+        403,
+        None,
+    );
+    // Reads are not audited; every permitted change is, with its outcome.
+    call(&api, Role::Viewer, "GET", "/v1/devices", Value::Null).await;
+    assert_error(&register(&api, "d1").await, 409, None);
+    let audit = api.backend.audit.lock().unwrap().clone();
+    let rows: Vec<(String, Option<String>, String, Option<u16>)> = audit
+        .into_iter()
+        .map(|(e, status)| (e.action, e.target, e.actor, status))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "POST /v1/devices".into(),
+                Some("d1".into()),
+                "operator-client".into(),
+                Some(201)
+            ),
+            (
+                "POST /v1/devices".into(),
+                Some("d1".into()),
+                "operator-client".into(),
+                Some(409)
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages() {
+    let api = api();
+    for i in 0..7 {
+        register(&api, &format!("dev-{i}")).await;
+    }
+    call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/dev-3",
+        json!({"device_type": "power-meter", "group": "plant-b"}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let target = match &token {
+            Some(t) => format!("/v1/devices?type=env-sensor&limit=4&next_token={t}"),
+            None => "/v1/devices?type=env-sensor&limit=4".to_owned(),
+        };
+        let page = call(&api, Role::Viewer, "GET", &target, Value::Null).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for d in page.body["devices"].as_array().unwrap() {
+            seen.push(d["device_id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["dev-0", "dev-1", "dev-2", "dev-4", "dev-5", "dev-6"]);
+    let by_group = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices?group=plant-b",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(by_group.body["devices"][0]["device_id"], "dev-3");
+    let things = api.backend.iot.lock().unwrap().things.clone();
+    assert_eq!(things["dev-3"].1.as_deref(), Some("plant-b"));
+    for bad in [
+        "/v1/devices?limit=0",
+        "/v1/devices?limit=abc",
+        "/v1/devices?status=gone",
+        "/v1/devices?next_token=%%%",
+    ] {
+        let response = call(&api, Role::Viewer, "GET", bad, Value::Null).await;
+        assert_eq!(response.status, 400, "{bad}: {}", response.body);
+        assert!(response.body["error"]["field"].is_string(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn certificates_are_issued_from_the_device_csr_rotated_and_retired() {
+    let api = api();
+    register(&api, "cam-1").await;
+    let wrong = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/cam-1/certificates",
+        json!({"csr": csr("cam-2")}),
+    )
+    .await;
+    assert_error(&wrong, 400, Some("csr"));
+    let first = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/cam-1/certificates",
+        json!({"csr": csr("cam-1")}),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first_id = first.body["certificate_id"].as_str().unwrap().to_owned();
+    assert!(first.body["certificate_pem"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    let device = call(&api, Role::Viewer, "GET", "/v1/devices/cam-1", Value::Null).await;
+    assert_eq!(device.body["status"], "active");
+    assert_error(
+        &call(
+            &api,
+            Role::Admin,
+            "POST",
+            "/v1/devices/cam-1/certificates",
+            json!({"csr": csr("cam-1")}),
+        )
+        .await,
+        409,
+        None,
+    );
+
+    let rotated = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/cam-1/certificates/rotate",
+        json!({"csr": csr("cam-1"), "grace_seconds": 60}),
+    )
+    .await;
+    assert_eq!(rotated.status, 201, "{}", rotated.body);
+    assert_eq!(
+        rotated.body["retiring"][0]["certificate_id"],
+        json!(first_id)
+    );
+    assert_eq!(rotated.body["retiring"][0]["state"], "retiring");
+    assert_eq!(
+        api.backend.iot.lock().unwrap().certificate_status[&first_id],
+        "ACTIVE"
+    );
+
+    // Within the grace period nothing happens; after it, deactivated, then revoked.
+    let report = sweeper::sweep(&api.backend, Utc::now()).await.unwrap();
+    assert_eq!(report, sweeper::SweepReport::default());
+    let later = Utc::now() + Duration::seconds(61);
+    let report = sweeper::sweep(&api.backend, later).await.unwrap();
+    assert_eq!((report.deactivated, report.revoked), (1, 0));
+    assert_eq!(
+        api.backend.iot.lock().unwrap().certificate_status[&first_id],
+        "INACTIVE"
+    );
+    let report = sweeper::sweep(&api.backend, later).await.unwrap();
+    assert_eq!((report.deactivated, report.revoked), (0, 1));
+    {
+        let iot = api.backend.iot.lock().unwrap();
+        assert_eq!(iot.certificate_status[&first_id], "REVOKED");
+        assert_eq!(
+            iot.attached.len(),
+            1,
+            "only the new certificate stays attached"
+        );
+    }
+    let listed = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices/cam-1/certificates",
+        Value::Null,
+    )
+    .await;
+    let states: Vec<&str> = listed.body["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "active").count(), 1);
+    assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1);
+
+    for (body, field) in [
+        (
+            json!({"csr": csr("cam-1"), "grace_seconds": -1}),
+            "grace_seconds",
+        ),
+        (
+            json!({"csr": csr("cam-1"), "grace_seconds": 99_999_999}),
+            "grace_seconds",
+        ),
+        (json!({"grace_seconds": 5}), "csr"),
+    ] {
+        let response = call(
+            &api,
+            Role::Admin,
+            "POST",
+            "/v1/devices/cam-1/certificates/rotate",
+            body,
+        )
+        .await;
+        assert_eq!(response.status, 400, "{}", response.body);
+        if field != "." {
+            assert_eq!(response.body["error"]["field"], json!(field));
+        }
+    }
+}
+
+#[tokio::test]
+async fn revocation_and_decommission_refuse_every_credential_and_keep_history() {
+    let api = api();
+    register(&api, "m-1").await;
+    let issued = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/m-1/certificates",
+        json!({"csr": csr("m-1")}),
+    )
+    .await;
+    let cert_id = issued.body["certificate_id"].as_str().unwrap().to_owned();
+    let key = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/m-1/api-keys",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(key.status, 201, "{}", key.body);
+    assert!(key.body["api_key"].as_str().unwrap().starts_with("m-1."));
+    assert_error(
+        &call(
+            &api,
+            Role::Admin,
+            "DELETE",
+            "/v1/devices/m-1/certificates/ffff",
+            Value::Null,
+        )
+        .await,
+        404,
+        None,
+    );
+
+    let gone = call(&api, Role::Admin, "DELETE", "/v1/devices/m-1", Value::Null).await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(gone.body["status"], "decommissioned");
+    {
+        let iot = api.backend.iot.lock().unwrap();
+        assert!(!iot.things.contains_key("m-1"));
+        assert_eq!(iot.certificate_status[&cert_id], "REVOKED");
+        assert!(iot.attached.is_empty());
+    }
+    assert!(api
+        .backend
+        .api_keys
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|k| k.revoked));
+    let certs = api.backend.certificates.lock().unwrap().clone();
+    assert_eq!(certs[0].state, CertificateState::Revoked);
+    // The row stays; a second decommission is a no-op; nothing new can be issued.
+    assert_eq!(
+        api.backend.devices.lock().unwrap()["m-1"].status,
+        DeviceStatus::Decommissioned
+    );
+    assert_eq!(
+        call(&api, Role::Admin, "DELETE", "/v1/devices/m-1", Value::Null)
+            .await
+            .status,
+        200
+    );
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/devices/m-1/certificates",
+            json!({"csr": csr("m-1")}),
+        ),
+        ("POST", "/v1/devices/m-1/api-keys", Value::Null),
+        ("PATCH", "/v1/devices/m-1", json!({"location": "scrap"})),
+    ] {
+        assert_error(
+            &call(&api, Role::Admin, method, path, body).await,
+            409,
+            None,
+        );
+    }
+    assert_error(&register(&api, "m-1").await, 409, None);
+}
+
+#[tokio::test]
+async fn quarantine_toggles_and_api_key_rotation_keeps_a_grace() {
+    let api = api();
+    register(&api, "q-1").await;
+    let on = call(
+        &api,
+        Role::Operator,
+        "PUT",
+        "/v1/devices/q-1/quarantine",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(on.body["quarantined"], true);
+    let off = call(
+        &api,
+        Role::Operator,
+        "DELETE",
+        "/v1/devices/q-1/quarantine",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(off.body["quarantined"], false);
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "PUT",
+            "/v1/devices/q-2/quarantine",
+            Value::Null,
+        )
+        .await,
+        404,
+        None,
+    );
+
+    let first = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/q-1/api-keys",
+        Value::Null,
+    )
+    .await;
+    let second = call(
+        &api,
+        Role::Admin,
+        "POST",
+        "/v1/devices/q-1/api-keys",
+        json!({"grace_seconds": 300}),
+    )
+    .await;
+    assert_eq!(second.status, 201);
+    assert_eq!(second.body["replaced"][0]["key_id"], first.body["key_id"]);
+    let keys = api.backend.api_keys.lock().unwrap().clone();
+    let old = keys
+        .iter()
+        .find(|k| json!(k.key_id) == first.body["key_id"])
+        .unwrap();
+    assert!(old.expires_at.unwrap() > Utc::now() + Duration::seconds(290));
+    let new = keys
+        .iter()
+        .find(|k| json!(k.key_id) == second.body["key_id"])
+        .unwrap();
+    assert_eq!(new.expires_at, None);
+    // Only the hash is kept.
+    let shown = second.body["api_key"].as_str().unwrap();
+    assert!(!shown.contains(&new.secret_hash));
+}
+
+#[tokio::test]
+async fn an_iot_outage_is_a_503_and_a_retry_completes_the_registration() {
+    let api = api();
+    *api.backend.iot_down.lock().unwrap() = true;
+    assert_error(&register(&api, "r-1").await, 503, None);
+    assert!(api.backend.devices.lock().unwrap().is_empty());
+    *api.backend.iot_down.lock().unwrap() = false;
+    assert_eq!(register(&api, "r-1").await.status, 201);
+}
+
+fn seed_series(api: &Api<MemoryBackend>, series: &str, n: usize, start_ms: i64, step_ms: i64) {
+    let points: Vec<Point> = (0..n)
+        .map(|i| Point {
+            ts_ms: start_ms + i as i64 * step_ms,
+            value: (i % 1000) as f64 / 10.0,
+        })
+        .collect();
+    api.backend
+        .readings
+        .lock()
+        .unwrap()
+        .insert(series.to_owned(), points);
+}
+
+#[tokio::test]
+async fn history_queries_downsample_readings_and_use_aggregates_for_long_ranges() {
+    let api = api();
+    let t0 = 1_795_428_000_000i64; // 2026-11-23T10:00:00Z
+    seed_series(&api, "s-1#temperature", 20_000, t0, 1000);
+    let raw = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        &format!(
+            "/v1/query?device_id=s-1&metric=Temperature&start={t0}&end={}&max_points=500",
+            t0 + 20_000_000
+        ),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(raw.body["source"], "raw");
+    assert_eq!(raw.body["metric"], "temperature");
+    assert_eq!(raw.body["points_in_range"], 20_000);
+    let points = raw.body["points"].as_array().unwrap();
+    assert!(
+        points.len() <= 500 && points.len() > 400,
+        "{}",
+        points.len()
+    );
+    assert_eq!(points[0]["ts"], "2026-11-23T10:00:00.000Z");
+    assert!(points.iter().any(|p| p["value"] == 99.9));
+    assert!(points.iter().any(|p| p["value"] == 0.0));
+
+    // A year at 1,000 points: one point per ~8.8 h, far coarser than a 5-minute window.
+    api.backend.windows.lock().unwrap().insert(
+        "s-1#temperature".into(),
+        (0..2000)
+            .map(|i| WindowRow {
+                start_ms: t0 + i * 300_000,
+                count: 10,
+                mean: 20.0,
+                m2: 9.0,
+                min: 18.0,
+                max: 22.0 + i as f64 / 1000.0,
+            })
+            .collect(),
+    );
+    let year = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/query?device_id=s-1&metric=temperature&start=2026-11-01T00:00:00Z&end=2027-11-01T00:00:00Z",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(year.status, 200, "{}", year.body);
+    assert_eq!(year.body["source"], "aggregates");
+    assert_eq!(year.body["points_in_range"], 20_000);
+    let points = year.body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1000);
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        20_000
+    );
+    assert_eq!(points.last().unwrap()["max"], json!(22.0 + 1999.0 / 1000.0));
+
+    for (query, field) in [
+        (
+            "device_id=s-1&metric=temperature&start=2026-11-02T00:00:00Z&end=2026-11-01T00:00:00Z",
+            "end",
+        ),
+        ("metric=temperature&start=1&end=2", "device_id"),
+        ("device_id=s-1&start=1&end=2", "metric"),
+        ("device_id=s-1&metric=t%20x&start=1&end=2", "metric"),
+        (
+            "device_id=s-1&metric=temperature&start=yesterday&end=2",
+            "start",
+        ),
+        (
+            "device_id=s-1&metric=temperature&start=1&end=2&max_points=10001",
+            "max_points",
+        ),
+        (
+            "device_id=s-1&metric=temperature&start=1&end=2&max_points=3",
+            "max_points",
+        ),
+        (
+            "device_id=s-1&metric=temperature&start=1&end=99999999999999",
+            "end",
+        ),
+        (
+            "device_id=s-1&metric=temperature&start=1&end=2&source=cache",
+            "source",
+        ),
+    ] {
+        let response = call(
+            &api,
+            Role::Viewer,
+            "GET",
+            &format!("/v1/query?{query}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(response.status, 400, "{query}: {}", response.body);
+        assert_eq!(response.body["error"]["field"], json!(field), "{query}");
+    }
+}
+
+fn alert(id: &str, state: AlertState) -> AlertRecord {
+    AlertRecord {
+        alert_id: id.into(),
+        device_id: "d-9".into(),
+        rule_id: "r".into(),
+        metric: "temperature".into(),
+        severity: "critical".into(),
+        state,
+        count: 3,
+        summary: "temperature > 80".into(),
+        raised_at: Some("2026-11-23T10:00:00Z".into()),
+        window_start: None,
+        window_end: None,
+        device_type: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+    }
+}
+
+#[tokio::test]
+async fn alert_rules_and_the_alert_lifecycle() {
+    let api = api();
+    register(&api, "d-9").await;
+    let rule = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/alerts",
+        json!({"device_id": "d-9", "rule": "temp_f > 176", "severity": "critical"}),
+    )
+    .await;
+    assert_eq!(rule.status, 201, "{}", rule.body);
+    assert_eq!(rule.body["rule"], "temperature > 80");
+    assert_eq!(rule.body["device_id"], "d-9");
+    for (body, field) in [
+        (
+            json!({"device_id": "d-9", "rule": "temperature = 80"}),
+            "rule",
+        ),
+        (json!({"rule": "temperature > 80"}), "device_id"),
+        (
+            json!({"device_id": "d-9", "device_type": "x", "rule": "temperature > 80"}),
+            "device_id",
+        ),
+        (
+            json!({"device_id": "ghost", "rule": "temperature > 80"}),
+            "device_id",
+        ),
+        (
+            json!({"device_type": "env", "rule": "temperature > 80", "severity": "loud"}),
+            "severity",
+        ),
+    ] {
+        let response = call(&api, Role::Operator, "POST", "/v1/alerts", body.clone()).await;
+        assert_eq!(response.status, 400, "{body}: {}", response.body);
+        assert_eq!(response.body["error"]["field"], json!(field), "{body}");
+    }
+    let listed = call(&api, Role::Viewer, "GET", "/v1/rules", Value::Null).await;
+    assert_eq!(listed.body["rules"].as_array().unwrap().len(), 1);
+    let rule_id = rule.body["rule_id"].as_str().unwrap();
+    assert_eq!(
+        call(
+            &api,
+            Role::Operator,
+            "DELETE",
+            &format!("/v1/rules/{rule_id}"),
+            Value::Null
+        )
+        .await
+        .status,
+        200
+    );
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "DELETE",
+            &format!("/v1/rules/{rule_id}"),
+            Value::Null,
+        )
+        .await,
+        404,
+        None,
+    );
+
+    api.backend.alerts.lock().unwrap().extend([
+        ("a1".to_owned(), alert("a1", AlertState::Open)),
+        ("a2".to_owned(), alert("a2", AlertState::Resolved)),
+    ]);
+    let open = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/alerts?state=open&device_id=d-9",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(open.body["alerts"].as_array().unwrap().len(), 1);
+    let acked = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/alerts/a1/ack",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(acked.status, 200, "{}", acked.body);
+    assert_eq!(acked.body["state"], "acknowledged");
+    assert_eq!(acked.body["acknowledged_by"], "operator-client");
+    // Repeating holds; going back is refused.
+    assert_eq!(
+        call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/alerts/a1/ack",
+            Value::Null
+        )
+        .await
+        .status,
+        200
+    );
+    let resolved = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/alerts/a1/resolve",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(resolved.body["state"], "resolved");
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/alerts/a2/ack",
+            Value::Null,
+        )
+        .await,
+        409,
+        None,
+    );
+    assert_error(
+        &call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/alerts/zz/ack",
+            Value::Null,
+        )
+        .await,
+        404,
+        None,
+    );
+    assert_error(
+        &call(
+            &api,
+            Role::Viewer,
+            "POST",
+            "/v1/alerts/a1/resolve",
+            Value::Null,
+        )
+        .await,
+        403,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn api_gateway_events_route_by_route_key_and_take_the_caller_from_the_authorizer() {
+    let api = api();
+    register(&api, "sensor-0042").await;
+    let fixture = include_str!("../../../tests/fixtures/apigw-v2-admin-request.json");
+    let request = lambda_http::request::from_str(fixture).unwrap();
+    let routed = api_request(&request).unwrap();
+    assert_eq!(routed.route.key(), "PUT /v1/devices/{id}/quarantine");
+    assert_eq!(routed.params["id"], "sensor-0042");
+    assert_eq!(routed.principal.role, Role::Operator);
+    assert_eq!(routed.principal.subject, "7fltq2c9o1k3j5m6n8p0r2s4t6");
+    let response = api.handle_http(request).await;
+    assert_eq!(response.status(), 200);
+    assert!(api.backend.devices.lock().unwrap()["sensor-0042"].quarantined);
+
+    // Without the authorizer's claims: 401, whatever the route.
+    let mut event: Value = serde_json::from_str(fixture).unwrap();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = api.handle_http(request).await;
+    assert_eq!(response.status(), 401);
+
+    // Scopes of another resource server grant nothing.
+    let mut event: Value = serde_json::from_str(fixture).unwrap();
+    event["requestContext"]["authorizer"]["jwt"]["scopes"] = json!(["shop/admin"]);
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = json!("shop/admin");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    assert_eq!(api.handle_http(request).await.status(), 401);
+
+    // A body over the limit is refused before it is read.
+    let mut event: Value = serde_json::from_str(fixture).unwrap();
+    event["body"] = json!("x".repeat(admin_api::request::MAX_BODY_BYTES + 1));
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    assert_eq!(api.handle_http(request).await.status(), 413);
+}
