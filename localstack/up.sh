@@ -46,7 +46,8 @@ export AWS_ENDPOINT_URL="$endpoint"
 hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
 "$hub_local" deploy --stack-name "$HUB_STACK_NAME" --template "$HUB_ROOT/template.yaml" \
   --parameter Architecture=x86_64 --parameter RawStreamShards=2 \
-  --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 --binaries-dir "$CARGO_TARGET_DIR/debug" \
+  --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 \
+  --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"
 
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$stack/outputs.json" "$1"; }
@@ -68,6 +69,29 @@ echo $! > "$pids/bridge.pid"
 hub_wait 30 "bridge" grep -q '"subscribed"' "$stack/logs/bridge.log" \
   || hub_die "the bridge did not subscribe; see $stack/logs/bridge.log"
 
+# The admin API's app clients (one per role) and their secrets, from the emulator's
+# Cognito; the CLI uses the admin client by default.
+clients=$(python3 - "$stack/outputs.json" "$endpoint" "$AWS_REGION" <<'PY'
+import json, sys, urllib.request
+outputs, endpoint, region = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+def secret(client_id):
+    request = urllib.request.Request(
+        endpoint + "/",
+        data=json.dumps({"UserPoolId": outputs["AdminUserPoolId"], "ClientId": client_id}).encode(),
+        headers={
+            "x-amz-target": "AWSCognitoIdentityProviderService.DescribeUserPoolClient",
+            "content-type": "application/x-amz-json-1.1",
+            "authorization": f"AWS4-HMAC-SHA256 Credential=local/20260101/{region}/cognito-idp/aws4_request, SignedHeaders=host, Signature=0",
+        },
+    )
+    return json.load(urllib.request.urlopen(request))["UserPoolClient"]["ClientSecret"]
+for role in ("Viewer", "Operator", "Admin"):
+    client_id = outputs[role + "ClientId"]
+    print(f"export HUB_{role.upper()}_CLIENT_ID={client_id}")
+    print(f"export HUB_{role.upper()}_CLIENT_SECRET='{secret(client_id)}'")
+PY
+) || hub_die "could not read the admin API's client secrets from the emulator"
+
 cat > "$stack/stack.env" <<ENV
 # Source this file to talk to the local stack (aws CLI, SDKs, tests).
 export HUB_STACK_NAME=$HUB_STACK_NAME
@@ -75,6 +99,10 @@ export HUB_STACK_DIR=$stack
 export HUB_MQTT_HOST=127.0.0.1
 export HUB_MQTT_PORT=$HUB_MQTT_PORT
 export HUB_API_URL='$api_url'
+export HUB_TOKEN_URL=$endpoint/oauth2/token
+$clients
+export HUB_CLIENT_ID=\$HUB_ADMIN_CLIENT_ID
+export HUB_CLIENT_SECRET=\$HUB_ADMIN_CLIENT_SECRET
 export AWS_ENDPOINT_URL=$endpoint
 export AWS_REGION=$AWS_REGION
 export AWS_DEFAULT_REGION=$AWS_REGION

@@ -6,6 +6,7 @@
 //! everything here starts from `HUB_STACK_DIR`.
 
 pub mod accounting;
+pub mod admin;
 pub mod alert_inbox;
 pub mod http_device;
 
@@ -33,6 +34,8 @@ pub struct Stack {
     pub aws: AwsEnv,
     /// Base URL of the HTTP API (ingest, admin) as the emulator serves it.
     pub api_url: String,
+    /// Everything `stack.env` sets.
+    pub env: std::collections::HashMap<String, String>,
 }
 
 impl Stack {
@@ -77,6 +80,7 @@ impl Stack {
             outputs,
             aws: AwsEnv::load().await,
             dir,
+            env,
         })
     }
 

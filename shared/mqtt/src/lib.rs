@@ -38,6 +38,20 @@ impl std::fmt::Debug for ClientIdentity {
     }
 }
 
+/// A new device key (ECDSA P-256) and a certificate signing request for it with the device
+/// id as common name, both PEM: what a device makes before asking for its certificate.
+/// The key stays with the caller; only the CSR is sent.
+pub fn key_and_csr(device_id: &str) -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, device_id);
+    let csr = params.serialize_request(&key)?.pem()?;
+    Ok((key.serialize_pem(), csr))
+}
+
 /// TLS client configuration trusting only `ca_pem`, presenting `identity` when given.
 pub fn tls_config(
     ca_pem: &[u8],

@@ -25,12 +25,7 @@ pub async fn register_device(
         .send()
         .await
         .context("CreateThing")?;
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, device_id);
-    let csr = params.serialize_request(&key)?.pem()?;
+    let (key_pem, csr) = hub_mqtt::key_and_csr(device_id)?;
     let cert = iot
         .create_certificate_from_csr()
         .certificate_signing_request(csr)
@@ -60,7 +55,7 @@ pub async fn register_device(
                 .context("certificate PEM")?
                 .as_bytes()
                 .to_vec(),
-            key_pem: key.serialize_pem().into_bytes(),
+            key_pem: key_pem.into_bytes(),
         },
     })
 }

@@ -1,0 +1,212 @@
+//! A client of the admin API: gets an access token with the OAuth2 client-credentials
+//! grant (Cognito's token endpoint, or the emulator's), keeps it until shortly before it
+//! expires, and sends JSON requests with it. The CLI and the end-to-end tests use it.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Where the API is and who the caller is.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Base URL of the HTTP API (`https://{api}.execute-api.{region}.amazonaws.com`).
+    pub api_url: String,
+    /// OAuth2 token endpoint (`https://{domain}.auth.{region}.amazoncognito.com/oauth2/token`).
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Settings {
+    /// From `HUB_API_URL`, `HUB_TOKEN_URL`, `HUB_CLIENT_ID`, `HUB_CLIENT_SECRET`.
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name).with_context(|| {
+                format!("{name} is not set (source the stack's stack.env, or see the README)")
+            })
+        };
+        Ok(Self {
+            api_url: var("HUB_API_URL")?,
+            token_url: var("HUB_TOKEN_URL")?,
+            client_id: var("HUB_CLIENT_ID")?,
+            client_secret: var("HUB_CLIENT_SECRET")?,
+        })
+    }
+}
+
+/// An API answer: the status and the JSON body (errors included, as the API sends them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The body if the status is 2xx; otherwise an error carrying the API's message.
+    pub fn ok(self) -> Result<Value> {
+        if (200..300).contains(&self.status) {
+            return Ok(self.body);
+        }
+        let error = &self.body["error"];
+        match (error["message"].as_str(), error["field"].as_str()) {
+            (Some(message), Some(field)) => bail!("{} ({field}): {message}", self.status),
+            (Some(message), None) => bail!("{}: {message}", self.status),
+            _ => bail!("{}: {}", self.status, self.body),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+pub struct AdminClient {
+    http: reqwest::Client,
+    settings: Settings,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl AdminClient {
+    pub fn new(settings: Settings) -> Result<Self> {
+        // One crypto provider for the process: ring, as the rest of the hub uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            http,
+            settings,
+            token: Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A valid access token, fetched again a minute before the cached one expires.
+    pub async fn token(&self) -> Result<String> {
+        if let Some((token, until)) = self.token.lock().expect("token lock").as_ref() {
+            if Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let response = self
+            .http
+            .post(&self.settings.token_url)
+            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .with_context(|| format!("POST {}", self.settings.token_url))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("the token endpoint refused the client credentials ({status}): {text}");
+        }
+        let token: TokenResponse =
+            serde_json::from_str(&text).context("the token endpoint's answer")?;
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300).saturating_sub(60));
+        *self.token.lock().expect("token lock") =
+            Some((token.access_token.clone(), Instant::now() + lifetime));
+        Ok(token.access_token)
+    }
+
+    /// Sends one request with a bearer token; `path` starts with `/v1/`.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
+        let token = self.token().await?;
+        self.call_with_token(method, path, body, Some(&token)).await
+    }
+
+    /// As `call`, with the given token (or none): for tests of the authorizer.
+    pub async fn call_with_token(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.settings.api_url.trim_end_matches('/'));
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Reply { status, body })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Reply> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str) -> Result<Reply> {
+        self.call(Method::PUT, path, None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Reply> {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// A device's credentials as files: `key.pem` (0600, made here, never sent), `cert.pem`,
+/// `certificate-id`.
+pub mod files {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+
+    use anyhow::{Context, Result};
+
+    pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(bytes)?;
+        Ok(())
+    }
+
+    pub fn write_credentials(
+        dir: &Path,
+        key_pem: &str,
+        cert_pem: &str,
+        cert_id: &str,
+    ) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_private(&dir.join("key.pem"), key_pem.as_bytes())?;
+        std::fs::write(dir.join("cert.pem"), cert_pem)?;
+        std::fs::write(dir.join("certificate-id"), cert_id)?;
+        Ok(())
+    }
+}
