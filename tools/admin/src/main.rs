@@ -193,7 +193,10 @@ fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
         pairs.iter().filter_map(|(k, v)| v.map(|v| (*k, v))),
     )
     .expect("a static base URL");
-    url.query().map(|q| format!("?{q}")).unwrap_or_default()
+    url.query()
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default()
 }
 
 #[tokio::main]
