@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the checks need, from the package registries only:
-# Mosquitto (Debian), ministack in its own venv, SAM CLI and cfn-lint in another.
+# Mosquitto (Debian), ministack in its own venv, SAM CLI and cfn-lint in another,
+# schemathesis in a third.
 # Idempotent: a second run checks versions and returns in about a second.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -31,6 +32,9 @@ venv() {
 venv emulator "ministack==$HUB_MINISTACK_VERSION" "ministack[full]==$HUB_MINISTACK_VERSION"
 venv tools "sam=$HUB_SAM_CLI_VERSION cfn-lint=$HUB_CFN_LINT_VERSION" \
   "aws-sam-cli==$HUB_SAM_CLI_VERSION" "cfn-lint==$HUB_CFN_LINT_VERSION"
+
+# The API fuzzer (schemathesis) pins its own dependencies too.
+venv apifuzz "schemathesis=$HUB_SCHEMATHESIS_VERSION" "schemathesis==$HUB_SCHEMATHESIS_VERSION"
 
 command -v cargo >/dev/null || hub_die "cargo is required (rustup.rs)"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -35,6 +35,7 @@ step "fuzz (20 s a target)" "$HUB_ROOT/shared/telemetry/fuzz/run.sh" 20
 trap '"$HUB_ROOT/localstack/down.sh"' EXIT
 step "local stack up" "$HUB_ROOT/localstack/up.sh"
 step "integration tests" cargo test --workspace --test '*'
+step "api fuzz (schemathesis)" "$HUB_ROOT/localstack/api-fuzz.sh"
 
 hub_log "all checks passed in ${SECONDS}s"
 printf '  %s\n' "${timings[@]}" >&2

@@ -8,24 +8,61 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use base64::Engine as _;
-use hub_detection::{rules_table::DynamoRules, RuleScope, ThresholdRule};
+use hub_e2e::admin::Role;
 use hub_e2e::{
     accounting,
     alert_inbox::{match_episodes, AlertInbox},
     drive, find_record, run_fleet, unique, FleetRun, Stack,
 };
-use hub_events::{Envelope, RawTelemetry, Severity};
+use hub_events::{Envelope, RawTelemetry};
 use hub_sim::script::{DeviceType, Faults};
 use rumqttc::QoS;
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let stack = Stack::from_env().await?;
     let device_id = unique("demo-sensor");
 
-    println!("1. Registering device {device_id}: thing, certificate from the device's CSR, policy");
-    let device = stack.register_device(&device_id).await?;
-    println!("   certificate {}", device.certificate_id);
+    println!(
+        "1. Registering device {device_id} through the admin API (Cognito token, admin role): \
+         thing and registry row, then a certificate signed from the device's own CSR"
+    );
+    let admin = stack.admin_client(Role::Admin)?;
+    admin
+        .post(
+            "/v1/devices",
+            &json!({"device_id": device_id, "device_type": "env-sensor", "group": "demo"}),
+        )
+        .await?
+        .ok()?;
+    let (key_pem, csr) = hub_mqtt::key_and_csr(&device_id)?;
+    let issued = admin
+        .post(
+            &format!("/v1/devices/{device_id}/certificates"),
+            &json!({ "csr": csr }),
+        )
+        .await?
+        .ok()?;
+    println!(
+        "   certificate {}",
+        issued["certificate_id"].as_str().unwrap_or_default()
+    );
+    let device = hub_e2e::Device {
+        id: device_id.clone(),
+        certificate_id: issued["certificate_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        identity: hub_mqtt::ClientIdentity {
+            cert_pem: issued["certificate_pem"]
+                .as_str()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec(),
+            key_pem: key_pem.into_bytes(),
+        },
+    };
 
     println!(
         "2. Connecting to Mosquitto at {}:{} with that certificate (mutual TLS)",
@@ -91,19 +128,21 @@ async fn fleet(stack: &Stack) -> Result<()> {
     };
     // One threshold rule per device type, which the simulator's anomalies break, and a
     // queue subscribed to the alert topic, as an operator's integration would be.
-    let rules = DynamoRules {
-        client: aws_sdk_dynamodb::Client::new(&stack.aws.sdk),
-        table: stack.output("AlertRulesTableName").to_owned(),
-    };
+    let operator = stack.admin_client(Role::Operator)?;
+    let mut rule_ids = Vec::new();
     for device_type in DeviceType::ALL {
-        let rule = ThresholdRule::new(
-            format!("demo-{}", device_type.name()),
-            RuleScope::DeviceType(device_type.name().to_owned()),
-            device_type.anomaly_condition(),
-            Severity::Warning,
-        )?;
-        rules.put(&rule).await.map_err(anyhow::Error::msg)?;
+        let rule = operator
+            .post(
+                "/v1/alerts",
+                &json!({"device_type": device_type.name(), "rule": device_type.anomaly_condition(),
+                        "severity": "warning"}),
+            )
+            .await?
+            .ok()?;
+        rule_ids.push(rule["rule_id"].as_str().unwrap_or_default().to_owned());
     }
+    // The detector reads rules again after at most 2 s locally.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let inbox = AlertInbox::subscribe(
         stack,
         &unique("demo-alerts"),
@@ -179,10 +218,16 @@ async fn fleet(stack: &Stack) -> Result<()> {
     anyhow::ensure!(exact, "the accounting does not match what the fleet sent");
     println!("   OK: nothing lost, nothing doubled");
 
-    alerts(&run, &inbox, &prefix).await
+    alerts(&run, &inbox, &prefix, &rule_ids).await?;
+    admin_api(stack, &run, &prefix).await
 }
 
-async fn alerts(run: &FleetRun, inbox: &AlertInbox, prefix: &str) -> Result<()> {
+async fn alerts(
+    run: &FleetRun,
+    inbox: &AlertInbox,
+    prefix: &str,
+    rule_ids: &[String],
+) -> Result<()> {
     println!(
         "8. Anomalies: the simulator injected {} labelled episodes; alerts arriving on SQS queue {}:",
         run.labels.len(),
@@ -211,7 +256,7 @@ async fn alerts(run: &FleetRun, inbox: &AlertInbox, prefix: &str) -> Result<()> 
     let threshold = match_episodes(
         &run.labels,
         &alerts,
-        |r| r.starts_with("demo-"),
+        |r| rule_ids.iter().any(|id| id == r),
         2,
         chrono::Duration::minutes(5),
     );
@@ -250,5 +295,88 @@ async fn alerts(run: &FleetRun, inbox: &AlertInbox, prefix: &str) -> Result<()> 
         "alerts do not match the injected episodes: one per device, rule and window"
     );
     println!("   OK: one alert per device, rule and window, none doubled");
+    Ok(())
+}
+
+/// The fleet seen through the admin API, role by role.
+async fn admin_api(stack: &Stack, run: &FleetRun, prefix: &str) -> Result<()> {
+    let viewer = stack.admin_client(Role::Viewer)?;
+    let operator = stack.admin_client(Role::Operator)?;
+    let device = run
+        .labels
+        .first()
+        .map(|l| l.device_id.clone())
+        .unwrap_or_else(|| format!("{prefix}-00"));
+    println!("9. The admin API (viewer and operator tokens):");
+    let start = (chrono::Utc::now() - chrono::Duration::minutes(20)).to_rfc3339();
+    let end = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let metric = run
+        .labels
+        .first()
+        .map(|l| l.metric.to_string())
+        .unwrap_or_else(|| "temperature".to_owned());
+    let url = reqwest::Url::parse_with_params(
+        "http://x/v1/query",
+        [
+            ("device_id", device.as_str()),
+            ("metric", metric.as_str()),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("max_points", "16"),
+        ],
+    )?;
+    let history = viewer
+        .get(&format!(
+            "{}?{}",
+            url.path(),
+            url.query().unwrap_or_default()
+        ))
+        .await?
+        .ok()?;
+    let values: Vec<String> = history["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["value"].as_f64())
+        .map(|v| format!("{v:.1}"))
+        .collect();
+    println!(
+        "   GET /v1/query {device} {metric} (last 20 min, max_points 16): {} readings in range ({}), min/max-downsampled to {}: {}",
+        history["points_in_range"],
+        history["source"].as_str().unwrap_or_default(),
+        values.len(),
+        values.join(" ")
+    );
+    let open = viewer
+        .get(&format!("/v1/alerts?state=open&device_id={device}"))
+        .await?
+        .ok()?;
+    let open = open["alerts"].as_array().cloned().unwrap_or_default();
+    println!(
+        "   GET /v1/alerts?state=open&device_id={device}: {} open",
+        open.len()
+    );
+    if let Some(alert_id) = open.first().and_then(|a| a["alert_id"].as_str()) {
+        let acked = operator
+            .post(&format!("/v1/alerts/{alert_id}/ack"), &json!({}))
+            .await?
+            .ok()?;
+        println!(
+            "   POST /v1/alerts/{alert_id}/ack as operator: {}",
+            acked["state"].as_str().unwrap_or_default()
+        );
+    }
+    let refused = viewer
+        .put(&format!("/v1/devices/{device}/quarantine"))
+        .await?;
+    println!(
+        "   PUT /v1/devices/{device}/quarantine as viewer: {} (the role cannot change devices)",
+        refused.status
+    );
+    anyhow::ensure!(refused.status == 403, "a viewer could quarantine a device");
+    println!(
+        "   OK: every change above is in the audit log table {}",
+        stack.output("AuditLogTableName")
+    );
     Ok(())
 }
