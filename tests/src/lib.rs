@@ -42,6 +42,8 @@ impl Stack {
     /// Loads the stack that `HUB_STACK_DIR` points at and exports its AWS settings, so
     /// that SDK clients talk to the emulator.
     pub async fn from_env() -> Result<Self> {
+        // One TLS crypto provider for every client of the process (HTTP and MQTT): ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = PathBuf::from(
             std::env::var("HUB_STACK_DIR")
                 .context("HUB_STACK_DIR is not set: start the stack with localstack/up.sh")?,

@@ -640,3 +640,58 @@ async fn alert_rules_made_through_the_api_raise_alerts_operators_acknowledge_and
         .iter()
         .any(|r| r["rule_id"] == json!(rule_id)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connectivity_and_last_seen_follow_the_device() {
+    let stack = Stack::from_env().await.unwrap();
+    let admin = stack.admin_client(Role::Admin).unwrap();
+    let viewer = stack.admin_client(Role::Viewer).unwrap();
+    let id = unique("presence");
+    let (_, identity) = provision(&admin, &id, "env-sensor").await;
+    let row = viewer
+        .get(&format!("/v1/devices/{id}"))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(row.get("connectivity").is_none(), "{row}");
+
+    let connected_at = Utc::now();
+    let (client, events) = stack.connect(&id, Some(&identity)).await.unwrap();
+    let _incoming = hub_e2e::drive(events);
+    let mut seen = Value::Null;
+    wait_until(
+        "connected in the registry",
+        Duration::from_secs(30),
+        async || {
+            seen = viewer
+                .get(&format!("/v1/devices/{id}"))
+                .await
+                .unwrap()
+                .ok()
+                .unwrap();
+            seen["connectivity"] == "connected"
+        },
+    )
+    .await;
+    let last_seen: chrono::DateTime<Utc> = seen["last_seen"].as_str().unwrap().parse().unwrap();
+    assert!(last_seen >= connected_at - TimeDelta::seconds(2), "{seen}");
+
+    client.disconnect().await.unwrap();
+    wait_until(
+        "disconnected in the registry",
+        Duration::from_secs(30),
+        async || {
+            seen = viewer
+                .get(&format!("/v1/devices/{id}"))
+                .await
+                .unwrap()
+                .ok()
+                .unwrap();
+            seen["connectivity"] == "disconnected"
+        },
+    )
+    .await;
+    let gone: chrono::DateTime<Utc> = seen["last_seen"].as_str().unwrap().parse().unwrap();
+    assert!(gone >= last_seen, "{seen}");
+}

@@ -81,7 +81,7 @@ pub fn acl_from_policy(document: &str) -> Result<String, AclError> {
         acl.push_str(&format!("pattern {kind} {topic}\n"));
     }
     acl.push_str(&format!(
-        "\nuser {BRIDGE_USERNAME}\ntopic readwrite #\ntopic readwrite $aws/#\n"
+        "\nuser {BRIDGE_USERNAME}\ntopic readwrite #\ntopic readwrite $aws/#\ntopic read $SYS/broker/log/N\n"
     ));
     Ok(acl)
 }

@@ -34,6 +34,8 @@ pub fn config(settings: &BrokerSettings<'_>) -> String {
          max_queued_messages 1000000\n\
          max_inflight_messages 1000\n\
          log_dest file {log}\n\
+         # Connection notices on $SYS/broker/log/N: the bridge makes presence events of them.\n\
+         log_dest topic\n\
          log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
          connection_messages true\n",
         port = settings.port,

@@ -6,6 +6,7 @@
 //! than loses.
 
 mod kinesis;
+mod presence;
 mod revocation;
 mod rule_source;
 
@@ -49,6 +50,7 @@ type Rules = Arc<RwLock<Arc<Vec<Rule>>>>;
 struct Sinks {
     kinesis: KinesisSink,
     sqs: aws_sdk_sqs::Client,
+    lambda: aws_sdk_lambda::Client,
 }
 
 pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
@@ -101,7 +103,9 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
     let sinks = Sinks {
         kinesis: KinesisSink::spawn(aws_sdk_kinesis::Client::new(&aws.sdk)),
         sqs: aws_sdk_sqs::Client::new(&aws.sdk),
+        lambda: aws_sdk_lambda::Client::new(&aws.sdk),
     };
+    let mut presence = presence::Presence::default();
     tokio::spawn(refresh_rules(
         iot,
         rules.clone(),
@@ -119,6 +123,24 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
                 );
                 let filters = filters(&rules.read().expect("rules lock").clone());
                 subscribe(&client, &filters).await;
+                if let Err(err) = client.subscribe(presence::LOG_TOPIC, QoS::AtMostOnce).await {
+                    warn!(error = %err, "subscribing to Mosquitto's log failed");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish)))
+                if publish.topic == presence::LOG_TOPIC =>
+            {
+                // Mosquitto's connection notices become IoT lifecycle events, which go
+                // through the rules as IoT Core's own would.
+                let line = String::from_utf8_lossy(&publish.payload);
+                if let Some(event) = presence.event(&line, now_ms()) {
+                    let rules = rules.read().expect("rules lock").clone();
+                    let sinks = sinks.clone();
+                    tokio::spawn(async move {
+                        let publish = Publish::new(event.topic, QoS::AtMostOnce, event.payload);
+                        handle(&rules, &sinks, &publish).await;
+                    });
+                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let refused = ack
@@ -213,6 +235,13 @@ async fn refresh_rules(
     }
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// A device may publish only under its own name (the ACL), so the topic names the client.
 fn publisher_of(topic: &str) -> &str {
     let mut levels = topic.split('/');
@@ -229,10 +258,7 @@ async fn handle(rules: &[Rule], sinks: &Sinks, publish: &Publish) {
         topic,
         payload: &publish.payload,
         client_id: publisher_of(topic),
-        received_at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default(),
+        received_at_ms: now_ms(),
     };
     for rule in rules.iter().filter(|r| r.matches(topic)) {
         let deliveries = match rule.deliveries(&message) {
@@ -316,6 +342,20 @@ async fn deliver(sinks: &Sinks, delivery: Delivery) -> Result<(), String> {
             .await
             .map(|_| ())
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string()),
+        // IoT Core invokes rule Lambdas asynchronously.
+        Delivery::Lambda {
+            function_arn,
+            payload,
+        } => sinks
+            .lambda
+            .invoke()
+            .function_name(function_arn)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_lambda::error::DisplayErrorContext(e).to_string()),
     }
 }
 

@@ -83,7 +83,12 @@ fn action(action: &aws_sdk_iot::types::Action) -> Result<Action, String> {
             use_base64: sqs.use_base64().unwrap_or(false),
         });
     }
+    if let Some(lambda) = action.lambda() {
+        return Ok(Action::Lambda {
+            function_arn: lambda.function_arn().to_owned(),
+        });
+    }
     Err(format!(
-        "action {action:?} is not supported by the local rule engine (Kinesis and SQS are)"
+        "action {action:?} is not supported by the local rule engine (Kinesis, SQS and Lambda are)"
     ))
 }

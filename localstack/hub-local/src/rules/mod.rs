@@ -21,6 +21,10 @@ pub enum Action {
         queue_url: String,
         use_base64: bool,
     },
+    /// Invoked asynchronously with the rule's output as the event.
+    Lambda {
+        function_arn: String,
+    },
 }
 
 impl Action {
@@ -29,6 +33,7 @@ impl Action {
         match self {
             Action::Kinesis { .. } => "KinesisAction",
             Action::Sqs { .. } => "SqsAction",
+            Action::Lambda { .. } => "LambdaAction",
         }
     }
 
@@ -36,6 +41,7 @@ impl Action {
         match self {
             Action::Kinesis { stream_name, .. } => stream_name,
             Action::Sqs { queue_url, .. } => queue_url,
+            Action::Lambda { function_arn } => function_arn,
         }
     }
 }
@@ -59,6 +65,10 @@ pub enum Delivery {
     Sqs {
         queue_url: String,
         body: String,
+    },
+    Lambda {
+        function_arn: String,
+        payload: Vec<u8>,
     },
 }
 
@@ -135,6 +145,10 @@ impl Action {
                 } else {
                     String::from_utf8_lossy(&data).into_owned()
                 },
+            },
+            Action::Lambda { function_arn } => Delivery::Lambda {
+                function_arn: function_arn.clone(),
+                payload: data,
             },
         })
     }
