@@ -47,7 +47,8 @@ hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
 "$hub_local" deploy --stack-name "$HUB_STACK_NAME" --template "$HUB_ROOT/template.yaml" \
   --parameter Architecture=x86_64 --parameter RawStreamShards=2 \
   --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 \
-  --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 --binaries-dir "$CARGO_TARGET_DIR/debug" \
+  --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 \
+  --parameter AllowHttpWebhooks=true --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"
 
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$stack/outputs.json" "$1"; }

@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::{
     error::ApiError,
     ports::{
-        CertificateState, Credentials, Device, DeviceChanges, DeviceFilter, DeviceStatus,
-        IotCertificateStatus, Registry, Things,
+        CertificateRecord, CertificateState, Credentials, Device, DeviceChanges, DeviceFilter,
+        DeviceStatus, IotCertificateStatus, Registry, Things,
     },
     request::{decode_token, encode_token, name, text, ApiRequest, ApiResponse},
 };
@@ -198,12 +198,19 @@ pub async fn update<B: Registry + Things>(
     }
     let device = in_service(b, request).await?;
     if changes.group.is_some() && changes.group != device.group {
-        b.move_thing(
-            &device.device_id,
-            device.group.as_deref(),
-            changes.group.as_deref(),
-        )
-        .await?;
+        let moved = b
+            .move_thing(
+                &device.device_id,
+                device.group.as_deref(),
+                changes.group.as_deref(),
+            )
+            .await?;
+        if !moved {
+            return Err(ApiError::conflict(format!(
+                "device {} has no IoT thing to move (it was not registered through the API)",
+                device.device_id
+            )));
+        }
     }
     let updated = b
         .update(&device.device_id, &changes, now)
@@ -253,6 +260,26 @@ pub async fn decommission<B: Registry + Things + Credentials>(
         certificate.state = CertificateState::Revoked;
         certificate.revoked_at = Some(now);
         b.put_certificate(&certificate).await?;
+    }
+    // Certificates attached outside the API (by hand, by other tools) are refused too:
+    // the thing cannot be deleted while any is attached.
+    for arn in b.attached_certificates(id).await? {
+        let Some(certificate_id) = arn.rsplit('/').next().filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        b.set_certificate_status(certificate_id, IotCertificateStatus::Revoked)
+            .await?;
+        b.detach_certificate(id, &arn).await?;
+        b.put_certificate(&CertificateRecord {
+            device_id: id.clone(),
+            certificate_id: certificate_id.to_owned(),
+            certificate_arn: arn.clone(),
+            state: CertificateState::Revoked,
+            created_at: now,
+            retire_at: None,
+            revoked_at: Some(now),
+        })
+        .await?;
     }
     for key in b.api_keys(id).await? {
         if !key.revoked {

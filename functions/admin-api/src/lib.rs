@@ -19,17 +19,24 @@ pub mod query;
 pub mod request;
 pub mod routes;
 pub mod sweeper;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use error::ApiError;
 pub use ports::{Alerts, Credentials, History, Registry, Things};
-use ports::{AuditEntry, AuditLog};
+use ports::{AuditEntry, AuditLog, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
 /// Everything the handlers use; the AWS adapters and the in-memory fakes provide it all.
-pub trait Backend: Registry + Things + Credentials + History + Alerts + AuditLog + Sync {}
-impl<T: Registry + Things + Credentials + History + Alerts + AuditLog + Sync> Backend for T {}
+pub trait Backend:
+    Registry + Things + Credentials + History + Alerts + WebhookStore + AuditLog + Sync
+{
+}
+impl<T: Registry + Things + Credentials + History + Alerts + WebhookStore + AuditLog + Sync> Backend
+    for T
+{
+}
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -37,6 +44,8 @@ pub struct ApiConfig {
     pub window_seconds: i64,
     /// Grace of a rotated certificate when the request does not say.
     pub default_grace_seconds: i64,
+    /// Accept `http://` webhook URLs (the local stack's receivers); AWS wants https.
+    pub allow_http_webhooks: bool,
 }
 
 impl Default for ApiConfig {
@@ -44,6 +53,7 @@ impl Default for ApiConfig {
         Self {
             window_seconds: 300,
             default_grace_seconds: 24 * 3600,
+            allow_http_webhooks: false,
         }
     }
 }
@@ -134,6 +144,11 @@ impl<B: Backend> Api<B> {
                 )
                 .await
             }
+            Operation::CreateWebhook => {
+                webhooks::create(b, request, now, self.config.allow_http_webhooks).await
+            }
+            Operation::ListWebhooks => webhooks::list(b).await,
+            Operation::DeleteWebhook => webhooks::delete(b, request).await,
             Operation::ResolveAlert => {
                 alerts::transition(b, request, hub_detection::alert::AlertAction::Resolve, now)
                     .await

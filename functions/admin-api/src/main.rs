@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         ApiConfig {
             window_seconds: config::or("WINDOW_SECONDS", 300)?,
             default_grace_seconds: config::or("CERTIFICATE_GRACE_SECONDS", 24 * 3600)?,
+            allow_http_webhooks: config::or("ALLOW_HTTP_WEBHOOKS", false)?,
         },
     );
     let api = &api;
@@ -38,5 +39,6 @@ pub fn tables() -> Result<Tables, config::ConfigError> {
         alert_rules: config::required("ALERT_RULES_TABLE")?,
         alerts: config::required("ALERTS_TABLE")?,
         audit: config::required("AUDIT_TABLE")?,
+        webhooks: config::required("WEBHOOKS_TABLE")?,
     })
 }

@@ -34,6 +34,7 @@ pub struct MemoryBackend {
     pub readings: Mutex<HashMap<String, Vec<Point>>>,
     pub windows: Mutex<HashMap<String, Vec<WindowRow>>>,
     pub rules: Mutex<BTreeMap<String, ThresholdRule>>,
+    pub webhooks: Mutex<BTreeMap<String, hub_detection::webhook::Webhook>>,
     pub alerts: Mutex<BTreeMap<String, AlertRecord>>,
     /// (entry, outcome status once finished).
     pub audit: Mutex<Vec<(AuditEntry, Option<u16>)>>,
@@ -143,12 +144,14 @@ impl Things for MemoryBackend {
         device_id: &str,
         _from: Option<&str>,
         to: Option<&str>,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         iot_check(self)?;
-        if let Some(thing) = self.iot.lock().unwrap().things.get_mut(device_id) {
-            thing.1 = to.map(str::to_owned);
-        }
-        Ok(())
+        let mut iot = self.iot.lock().unwrap();
+        let Some(thing) = iot.things.get_mut(device_id) else {
+            return Ok(false);
+        };
+        thing.1 = to.map(str::to_owned);
+        Ok(true)
     }
 
     async fn delete_thing(&self, device_id: &str) -> Result<(), PortError> {
@@ -192,6 +195,19 @@ impl Things for MemoryBackend {
             .certificate_status
             .insert(certificate_id.to_owned(), name);
         Ok(())
+    }
+
+    async fn attached_certificates(&self, device_id: &str) -> Result<Vec<String>, PortError> {
+        iot_check(self)?;
+        Ok(self
+            .iot
+            .lock()
+            .unwrap()
+            .attached
+            .iter()
+            .filter(|(d, _)| d == device_id)
+            .map(|(_, arn)| arn.clone())
+            .collect())
     }
 
     async fn detach_certificate(
@@ -420,5 +436,23 @@ impl AuditLog for MemoryBackend {
             row.1 = Some(status);
         }
         Ok(())
+    }
+}
+
+impl WebhookStore for MemoryBackend {
+    async fn put_webhook(&self, hook: &hub_detection::webhook::Webhook) -> Result<(), PortError> {
+        self.webhooks
+            .lock()
+            .unwrap()
+            .insert(hook.webhook_id.clone(), hook.clone());
+        Ok(())
+    }
+
+    async fn webhooks(&self) -> Result<Vec<hub_detection::webhook::Webhook>, PortError> {
+        Ok(self.webhooks.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn delete_webhook(&self, webhook_id: &str) -> Result<bool, PortError> {
+        Ok(self.webhooks.lock().unwrap().remove(webhook_id).is_some())
     }
 }

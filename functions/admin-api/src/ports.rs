@@ -160,13 +160,14 @@ pub trait Things {
         device_type: &str,
         group: Option<&str>,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Moves the thing from one thing group to another.
+    /// Moves the thing from one thing group to another; false if there is no such thing
+    /// (a registry row made outside the API).
     fn move_thing(
         &self,
         device_id: &str,
         from: Option<&str>,
         to: Option<&str>,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     fn delete_thing(&self, device_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Signs a CSR, activates the certificate, attaches the device policy to it and it to
     /// the thing.
@@ -180,6 +181,12 @@ pub trait Things {
         certificate_id: &str,
         status: IotCertificateStatus,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// ARNs of every certificate attached to the thing, including ones attached outside
+    /// the API (by hand, or by other tools); empty if there is no thing.
+    fn attached_certificates(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
     /// Detaches the certificate from the thing and the policy (it stays, refused, as history).
     fn detach_certificate(
         &self,
@@ -369,6 +376,21 @@ pub trait Alerts {
         to: AlertState,
         at: DateTime<Utc>,
         by: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+pub trait WebhookStore {
+    fn put_webhook(
+        &self,
+        hook: &hub_detection::webhook::Webhook,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn webhooks(
+        &self,
+    ) -> impl Future<Output = Result<Vec<hub_detection::webhook::Webhook>, PortError>> + Send;
+    /// False if there was no such hook.
+    fn delete_webhook(
+        &self,
+        webhook_id: &str,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 

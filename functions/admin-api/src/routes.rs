@@ -25,6 +25,9 @@ pub enum Operation {
     GetAlert,
     AcknowledgeAlert,
     ResolveAlert,
+    CreateWebhook,
+    ListWebhooks,
+    DeleteWebhook,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +148,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/alerts/{id}/resolve", Operator, ResolveAlert),
     route("GET", "/v1/rules", Viewer, ListAlertRules),
     route("DELETE", "/v1/rules/{id}", Operator, DeleteAlertRule),
+    route("POST", "/v1/webhooks", Operator, CreateWebhook),
+    route("GET", "/v1/webhooks", Viewer, ListWebhooks),
+    route("DELETE", "/v1/webhooks/{id}", Operator, DeleteWebhook),
 ];
 
 /// The route with this API Gateway route key.

@@ -465,6 +465,11 @@ async fn revocation_and_decommission_refuse_every_credential_and_keep_history() 
         None,
     );
 
+    // A certificate attached by hand, outside the API, is refused too.
+    api.backend.iot.lock().unwrap().attached.push((
+        "m-1".into(),
+        "arn:aws:iot:us-east-1:000000000000:cert/byhand".into(),
+    ));
     let gone = call(&api, Role::Admin, "DELETE", "/v1/devices/m-1", Value::Null).await;
     assert_eq!(gone.status, 200, "{}", gone.body);
     assert_eq!(gone.body["status"], "decommissioned");
@@ -472,6 +477,7 @@ async fn revocation_and_decommission_refuse_every_credential_and_keep_history() 
         let iot = api.backend.iot.lock().unwrap();
         assert!(!iot.things.contains_key("m-1"));
         assert_eq!(iot.certificate_status[&cert_id], "REVOKED");
+        assert_eq!(iot.certificate_status["byhand"], "REVOKED");
         assert!(iot.attached.is_empty());
     }
     assert!(api
@@ -482,7 +488,8 @@ async fn revocation_and_decommission_refuse_every_credential_and_keep_history() 
         .iter()
         .all(|k| k.revoked));
     let certs = api.backend.certificates.lock().unwrap().clone();
-    assert_eq!(certs[0].state, CertificateState::Revoked);
+    assert_eq!(certs.len(), 2);
+    assert!(certs.iter().all(|c| c.state == CertificateState::Revoked));
     // The row stays; a second decommission is a no-op; nothing new can be issued.
     assert_eq!(
         api.backend.devices.lock().unwrap()["m-1"].status,
@@ -921,4 +928,107 @@ async fn api_gateway_events_route_by_route_key_and_take_the_caller_from_the_auth
     event["body"] = json!("x".repeat(admin_api::request::MAX_BODY_BYTES + 1));
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     assert_eq!(api.handle_http(request).await.status(), 413);
+}
+
+#[tokio::test]
+async fn webhook_subscriptions_show_their_secret_once() {
+    let api = api();
+    let created = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/webhooks",
+        json!({"url": "https://hooks.example.com/a", "severities": ["critical", "critical"]}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap();
+    assert!(secret.len() >= 40, "{secret}");
+    let listed = call(&api, Role::Viewer, "GET", "/v1/webhooks", Value::Null).await;
+    let hooks = listed.body["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert!(hooks[0].get("secret").is_none());
+    assert_eq!(hooks[0]["severities"], json!(["critical"]));
+    for (body, field) in [
+        (json!({"url": "http://plain.example.com/"}), "url"),
+        (
+            json!({"url": "https://x/", "severities": ["loud"]}),
+            "severities[0]",
+        ),
+        (
+            json!({"url": "https://x/", "device_types": ["a b"]}),
+            "device_types[0]",
+        ),
+        (json!({"severities": []}), "url"),
+    ] {
+        let response = call(&api, Role::Operator, "POST", "/v1/webhooks", body.clone()).await;
+        assert_eq!(response.status, 400, "{body}");
+        assert_eq!(response.body["error"]["field"], json!(field), "{body}");
+    }
+    assert_error(
+        &call(
+            &api,
+            Role::Viewer,
+            "POST",
+            "/v1/webhooks",
+            json!({"url": "https://x/"}),
+        )
+        .await,
+        403,
+        None,
+    );
+    let id = created.body["webhook_id"].as_str().unwrap();
+    let path = format!("/v1/webhooks/{id}");
+    assert_eq!(
+        call(&api, Role::Operator, "DELETE", &path, Value::Null)
+            .await
+            .status,
+        200
+    );
+    assert_error(
+        &call(&api, Role::Operator, "DELETE", &path, Value::Null).await,
+        404,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn a_row_without_an_iot_thing_cannot_change_group_but_can_be_decommissioned() {
+    let api = api();
+    register(&api, "legacy").await;
+    // As if the row had been written by another tool: no thing behind it.
+    api.backend.iot.lock().unwrap().things.clear();
+    let moved = call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/legacy",
+        json!({"group": "elsewhere"}),
+    )
+    .await;
+    assert_error(&moved, 409, None);
+    assert_eq!(
+        api.backend.devices.lock().unwrap()["legacy"]
+            .group
+            .as_deref(),
+        Some("plant-a")
+    );
+    let located = call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/legacy",
+        json!({"location": "hall 9"}),
+    )
+    .await;
+    assert_eq!(located.status, 200, "{}", located.body);
+    let gone = call(
+        &api,
+        Role::Admin,
+        "DELETE",
+        "/v1/devices/legacy",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(gone.status, 200, "{}", gone.body);
 }

@@ -8,6 +8,9 @@ pub mod hysteresis;
 pub mod rule;
 #[cfg(feature = "dynamodb")]
 pub mod rules_table;
+pub mod webhook;
+#[cfg(feature = "dynamodb")]
+pub mod webhooks_table;
 pub mod welford;
 pub mod window;
 pub mod zscore;

@@ -148,6 +148,18 @@ enum AlertCommand {
     DeleteRule {
         rule_id: String,
     },
+    /// Subscribe a URL to alerts; prints the signing secret (shown only once).
+    AddWebhook {
+        url: String,
+        #[arg(long = "severity")]
+        severities: Vec<String>,
+        #[arg(long = "device-type")]
+        device_types: Vec<String>,
+    },
+    Webhooks,
+    DeleteWebhook {
+        webhook_id: String,
+    },
 }
 
 fn settings(c: Connection) -> Result<Settings> {
@@ -422,6 +434,22 @@ async fn main() -> Result<()> {
                     client.post("/v1/alerts", &body).await?
                 }
                 AlertCommand::Rules => client.get("/v1/rules").await?,
+                AlertCommand::AddWebhook {
+                    url,
+                    severities,
+                    device_types,
+                } => {
+                    client
+                        .post(
+                            "/v1/webhooks",
+                            &json!({"url": url, "severities": severities, "device_types": device_types}),
+                        )
+                        .await?
+                }
+                AlertCommand::Webhooks => client.get("/v1/webhooks").await?,
+                AlertCommand::DeleteWebhook { webhook_id } => {
+                    client.delete(&format!("/v1/webhooks/{webhook_id}")).await?
+                }
                 AlertCommand::DeleteRule { rule_id } => {
                     client.delete(&format!("/v1/rules/{rule_id}")).await?
                 }

@@ -96,7 +96,13 @@ impl Things for AwsBackend {
         device_id: &str,
         from: Option<&str>,
         to: Option<&str>,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
+        let described = self.iot.describe_thing().thing_name(device_id).send().await;
+        match described {
+            Ok(_) => {}
+            Err(err) if code(&err) == Some("ResourceNotFoundException") => return Ok(false),
+            Err(err) => return Err(PortError::new("DescribeThing", describe(err))),
+        }
         if let Some(from) = from {
             tolerate(
                 self.iot
@@ -112,7 +118,7 @@ impl Things for AwsBackend {
         if let Some(to) = to {
             self.join_group(device_id, to).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn delete_thing(&self, device_id: &str) -> Result<(), PortError> {
@@ -195,6 +201,35 @@ impl Things for AwsBackend {
             &[],
             "UpdateCertificate",
         )
+    }
+
+    async fn attached_certificates(&self, device_id: &str) -> Result<Vec<String>, PortError> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .iot
+                .list_thing_principals()
+                .thing_name(device_id)
+                .set_next_token(token)
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(err) if code(&err) == Some("ResourceNotFoundException") => return Ok(arns),
+                Err(err) => return Err(PortError::new("ListThingPrincipals", describe(err))),
+            };
+            arns.extend(
+                page.principals()
+                    .iter()
+                    .filter(|arn| arn.contains(":cert/"))
+                    .cloned(),
+            );
+            token = page.next_token;
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
     }
 
     async fn detach_certificate(

@@ -7,9 +7,10 @@ mod credentials;
 mod history;
 mod iot;
 mod registry;
+mod webhooks;
 
 use hub_credentials::dynamodb::DynamoApiKeys;
-use hub_detection::rules_table::DynamoRules;
+use hub_detection::{rules_table::DynamoRules, webhooks_table::DynamoWebhooks};
 
 #[derive(Clone, Debug)]
 pub struct Tables {
@@ -20,6 +21,7 @@ pub struct Tables {
     pub alert_rules: String,
     pub alerts: String,
     pub audit: String,
+    pub webhooks: String,
 }
 
 pub struct AwsBackend {
@@ -32,6 +34,7 @@ pub struct AwsBackend {
     pub audit_retention_days: i64,
     api_keys: DynamoApiKeys,
     rules: DynamoRules,
+    hooks: DynamoWebhooks,
 }
 
 impl AwsBackend {
@@ -50,6 +53,10 @@ impl AwsBackend {
             rules: DynamoRules {
                 client: dynamodb.clone(),
                 table: tables.alert_rules.clone(),
+            },
+            hooks: DynamoWebhooks {
+                client: dynamodb.clone(),
+                table: tables.webhooks.clone(),
             },
             dynamodb,
             iot,

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
         alert_rules: String::new(),
         alerts: String::new(),
         audit: String::new(),
+        webhooks: String::new(),
     };
     let backend = AwsBackend::new(
         aws_sdk_dynamodb::Client::new(&aws.sdk),

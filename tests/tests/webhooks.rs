@@ -1,0 +1,191 @@
+//! Alert webhooks on the local stack: a subscription made through the admin API, a real
+//! alert from readings, deliveries to a local receiver that fails the first tries of each
+//! event: every alert arrives, signed, after retries spaced by the backoff.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use chrono::{TimeDelta, Utc};
+use hub_detection::webhook::{verify, SIGNATURE_HEADER};
+use hub_e2e::{admin::Role, http_device::HttpDevice, unique, webhook_receiver::Receiver, Stack};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_reach_a_subscribed_webhook_signed_and_retried_with_backoff() {
+    let stack = Stack::from_env().await.unwrap();
+    let admin = stack.admin_client(Role::Admin).unwrap();
+    let operator = stack.admin_client(Role::Operator).unwrap();
+    let viewer = stack.admin_client(Role::Viewer).unwrap();
+    let receiver = Receiver::start(2, 503).await.unwrap();
+    let device_type = unique("kiln");
+
+    let hook = operator
+        .post(
+            "/v1/webhooks",
+            &json!({"url": receiver.url, "device_types": [device_type]}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let listed = viewer.get("/v1/webhooks").await.unwrap().ok().unwrap();
+    let mine = listed["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["webhook_id"] == hook["webhook_id"])
+        .unwrap();
+    assert!(
+        mine.get("secret").is_none(),
+        "a listing shows a secret: {mine}"
+    );
+    let refused = operator
+        .post("/v1/webhooks", &json!({"url": "ftp://x"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["error"]["field"], "url");
+
+    operator
+        .post("/v1/alerts", &json!({"device_type": device_type, "rule": "temperature > 80", "severity": "critical"}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let id = unique("kiln");
+    admin
+        .post(
+            "/v1/devices",
+            &json!({"device_id": id, "device_type": device_type}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let key = admin
+        .post(&format!("/v1/devices/{id}/api-keys"), &json!({}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let device = HttpDevice::with_key(&stack, &id, key["api_key"].as_str().unwrap());
+    // Rules, registry and hooks are read again after at most 2 s locally.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = Utc::now() - TimeDelta::seconds(60);
+    let readings: Vec<Value> = (0..44u64)
+        .map(|i| {
+            let t = if i < 40 {
+                20.0 + (i % 5) as f64 * 0.3
+            } else {
+                95.0
+            };
+            json!({"v": 2, "seq": i + 1, "msg_type": "telemetry",
+                   "ts": (start + TimeDelta::seconds(i as i64)).to_rfc3339(),
+                   "metrics": {"temperature": t}, "status": "OK"})
+        })
+        .collect();
+    let (status, body) = device
+        .post(serde_json::to_vec(&readings).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+
+    // The device's alerts (the rule's and the z-score's), as the API lists them.
+    let mut alert_ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while alert_ids.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "alerts not raised: {alert_ids:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let page = viewer
+            .get(&format!("/v1/alerts?device_id={id}"))
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        alert_ids = page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+            .collect();
+    }
+    alert_ids.sort();
+
+    // Each alert: two refused tries, then delivered; three requests spaced >= 2 s, >= 4 s.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let by_event = loop {
+        let mut by_event: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for r in receiver.received() {
+            let event: Value = serde_json::from_slice(&r.body).unwrap();
+            by_event
+                .entry(event["data"]["alert_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(r);
+        }
+        if by_event.len() >= alert_ids.len() && by_event.values().all(|tries| tries.len() >= 3) {
+            break by_event;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries incomplete: {:?}",
+            by_event
+                .iter()
+                .map(|(k, v)| (k, v.len()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        by_event.keys().cloned().collect::<Vec<_>>(),
+        alert_ids,
+        "one delivery per alert"
+    );
+    for (alert_id, tries) in &by_event {
+        assert_eq!(
+            tries.len(),
+            3,
+            "{alert_id}: delivered once after two failures, never again"
+        );
+        assert_eq!(
+            tries.iter().map(|t| t.status).collect::<Vec<_>>(),
+            [503, 503, 200]
+        );
+        for (i, t) in tries.iter().enumerate() {
+            assert!(
+                verify(&secret, &t.headers[SIGNATURE_HEADER], &t.body),
+                "{alert_id} try {i}: bad signature"
+            );
+            assert_eq!(t.headers["x-hub-delivery-attempt"], (i + 1).to_string());
+            assert_eq!(t.body, tries[0].body, "every try sends the same event");
+        }
+        let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].at - w[0].at).collect();
+        assert!(
+            gaps[0] >= Duration::from_millis(1500),
+            "{alert_id}: first retry after {:?}",
+            gaps[0]
+        );
+        assert!(
+            gaps[1] >= Duration::from_millis(3500),
+            "{alert_id}: second retry after {:?}",
+            gaps[1]
+        );
+        let event: Value = serde_json::from_slice(&tries[0].body).unwrap();
+        assert_eq!(event["type"], "iot.alert.raised.v1");
+        assert_eq!(event["data"]["device_id"], json!(id));
+    }
+
+    let deleted = operator
+        .delete(&format!(
+            "/v1/webhooks/{}",
+            hook["webhook_id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+}
