@@ -76,3 +76,49 @@ impl Stack {
         Ok(serde_json::from_str(&text)?)
     }
 }
+
+/// A device registered through the admin API that sends over HTTP, with a key the API
+/// issued.
+pub async fn http_device(
+    stack: &Stack,
+    admin: &AdminClient,
+    id: &str,
+    device_type: &str,
+) -> Result<crate::http_device::HttpDevice> {
+    admin
+        .post(
+            "/v1/devices",
+            &serde_json::json!({"device_id": id, "device_type": device_type}),
+        )
+        .await?
+        .ok()?;
+    let key = admin
+        .post(
+            &format!("/v1/devices/{id}/api-keys"),
+            &serde_json::json!({}),
+        )
+        .await?
+        .ok()?;
+    let key = key["api_key"]
+        .as_str()
+        .context("no api_key in the answer")?;
+    Ok(crate::http_device::HttpDevice::with_key(stack, id, key))
+}
+
+/// `normal` ordinary temperatures (enough to warm the z-score up), then `hot` readings at
+/// `hot_value` that do not clear, one a second, the last a few seconds ago.
+pub fn warm_then_hot(normal: u64, hot: u64, hot_value: f64) -> Vec<Value> {
+    let start = chrono::Utc::now() - chrono::TimeDelta::seconds((normal + hot + 10) as i64);
+    (0..normal + hot)
+        .map(|i| {
+            let t = if i < normal {
+                20.0 + (i % 5) as f64 * 0.3
+            } else {
+                hot_value
+            };
+            serde_json::json!({"v": 2, "seq": i + 1, "msg_type": "telemetry",
+                   "ts": (start + chrono::TimeDelta::seconds(i as i64)).to_rfc3339(),
+                   "metrics": {"temperature": t}, "status": "OK"})
+        })
+        .collect()
+}

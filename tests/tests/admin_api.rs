@@ -513,38 +513,13 @@ async fn alert_rules_made_through_the_api_raise_alerts_operators_acknowledge_and
         .unwrap();
     let rule_id = rule["rule_id"].as_str().unwrap().to_owned();
     let id = unique("boiler");
-    admin
-        .post(
-            "/v1/devices",
-            &json!({"device_id": id, "device_type": device_type}),
-        )
+    let device = hub_e2e::admin::http_device(&stack, &admin, &id, &device_type)
         .await
-        .unwrap()
-        .ok()
         .unwrap();
-    let key = admin
-        .post(&format!("/v1/devices/{id}/api-keys"), &json!({}))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    let device = HttpDevice::with_key(&stack, &id, key["api_key"].as_str().unwrap());
     // The detector reads rules at most every 2 s, the normalizer the registry too.
     tokio::time::sleep(Duration::from_secs(3)).await;
     // 40 normal readings, then a hot run that does not clear: the alert stays open.
-    let start = Utc::now() - TimeDelta::seconds(60);
-    let readings: Vec<Value> = (0..46u64)
-        .map(|i| {
-            let t = if i < 40 {
-                20.0 + (i % 5) as f64 * 0.3
-            } else {
-                95.0
-            };
-            json!({"v": 2, "seq": i + 1, "msg_type": "telemetry",
-                   "ts": (start + TimeDelta::seconds(i as i64)).to_rfc3339(),
-                   "metrics": {"temperature": t}, "status": "OK"})
-        })
-        .collect();
+    let readings = hub_e2e::admin::warm_then_hot(40, 6, 95.0);
     let (status, body) = device
         .post(serde_json::to_vec(&readings).unwrap())
         .await
@@ -659,39 +634,28 @@ async fn connectivity_and_last_seen_follow_the_device() {
     let connected_at = Utc::now();
     let (client, events) = stack.connect(&id, Some(&identity)).await.unwrap();
     let _incoming = hub_e2e::drive(events);
-    let mut seen = Value::Null;
-    wait_until(
-        "connected in the registry",
-        Duration::from_secs(30),
-        async || {
-            seen = viewer
+    let row = async |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let row = viewer
                 .get(&format!("/v1/devices/{id}"))
                 .await
                 .unwrap()
                 .ok()
                 .unwrap();
-            seen["connectivity"] == "connected"
-        },
-    )
-    .await;
+            if row["connectivity"] == state {
+                return row;
+            }
+            assert!(Instant::now() < deadline, "not {state} within 30 s: {row}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let seen = row("connected").await;
     let last_seen: chrono::DateTime<Utc> = seen["last_seen"].as_str().unwrap().parse().unwrap();
     assert!(last_seen >= connected_at - TimeDelta::seconds(2), "{seen}");
 
     client.disconnect().await.unwrap();
-    wait_until(
-        "disconnected in the registry",
-        Duration::from_secs(30),
-        async || {
-            seen = viewer
-                .get(&format!("/v1/devices/{id}"))
-                .await
-                .unwrap()
-                .ok()
-                .unwrap();
-            seen["connectivity"] == "disconnected"
-        },
-    )
-    .await;
+    let seen = row("disconnected").await;
     let gone: chrono::DateTime<Utc> = seen["last_seen"].as_str().unwrap().parse().unwrap();
     assert!(gone >= last_seen, "{seen}");
 }

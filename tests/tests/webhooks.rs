@@ -7,9 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{TimeDelta, Utc};
 use hub_detection::webhook::{verify, SIGNATURE_HEADER};
-use hub_e2e::{admin::Role, http_device::HttpDevice, unique, webhook_receiver::Receiver, Stack};
+use hub_e2e::{admin::Role, unique, webhook_receiver::Receiver, Stack};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,37 +55,12 @@ async fn alerts_reach_a_subscribed_webhook_signed_and_retried_with_backoff() {
         .ok()
         .unwrap();
     let id = unique("kiln");
-    admin
-        .post(
-            "/v1/devices",
-            &json!({"device_id": id, "device_type": device_type}),
-        )
+    let device = hub_e2e::admin::http_device(&stack, &admin, &id, &device_type)
         .await
-        .unwrap()
-        .ok()
         .unwrap();
-    let key = admin
-        .post(&format!("/v1/devices/{id}/api-keys"), &json!({}))
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    let device = HttpDevice::with_key(&stack, &id, key["api_key"].as_str().unwrap());
     // Rules, registry and hooks are read again after at most 2 s locally.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let start = Utc::now() - TimeDelta::seconds(60);
-    let readings: Vec<Value> = (0..44u64)
-        .map(|i| {
-            let t = if i < 40 {
-                20.0 + (i % 5) as f64 * 0.3
-            } else {
-                95.0
-            };
-            json!({"v": 2, "seq": i + 1, "msg_type": "telemetry",
-                   "ts": (start + TimeDelta::seconds(i as i64)).to_rfc3339(),
-                   "metrics": {"temperature": t}, "status": "OK"})
-        })
-        .collect();
+    let readings = hub_e2e::admin::warm_then_hot(40, 4, 95.0);
     let (status, body) = device
         .post(serde_json::to_vec(&readings).unwrap())
         .await

@@ -38,6 +38,18 @@ impl std::fmt::Debug for ClientIdentity {
     }
 }
 
+/// Writes a private key (or any secret) readable by its owner only (mode 0600).
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
 /// A new device key (ECDSA P-256) and a certificate signing request for it with the device
 /// id as common name, both PEM: what a device makes before asking for its certificate.
 /// The key stays with the caller; only the CSR is sent.

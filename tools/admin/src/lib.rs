@@ -181,20 +181,12 @@ impl AdminClient {
 /// A device's credentials as files: `key.pem` (0600, made here, never sent), `cert.pem`,
 /// `certificate-id`.
 pub mod files {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+    use std::path::Path;
 
     use anyhow::{Context, Result};
 
     pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(bytes)?;
-        Ok(())
+        hub_mqtt::write_private(path, bytes).with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn write_credentials(

@@ -110,19 +110,7 @@ pub async fn device_with_saved_credentials(
     let device = register_device(iot, policy_name, device_id).await?;
     std::fs::create_dir_all(&device_dir)?;
     std::fs::write(&cert, &device.identity.cert_pem)?;
-    write_private(&key, &device.identity.key_pem)?;
+    hub_mqtt::write_private(&key, &device.identity.key_pem)?;
     std::fs::write(&id, &device.certificate_id)?;
     Ok(device)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    Ok(())
 }
