@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result};
 use hub_admin::{AdminClient, Settings};
-use serde_json::Value;
+use hub_mqtt::ClientIdentity;
+use serde_json::{json, Value};
 
 use crate::Stack;
 
@@ -121,4 +122,48 @@ pub fn warm_then_hot(normal: u64, hot: u64, hot_value: f64) -> Vec<Value> {
                    "metrics": {"temperature": t}, "status": "OK"})
         })
         .collect()
+}
+
+/// Registers a device through the API and gives it a certificate from a CSR made here.
+pub async fn provision(
+    admin: &AdminClient,
+    id: &str,
+    device_type: &str,
+) -> (Value, ClientIdentity) {
+    let device = admin
+        .post(
+            "/v1/devices",
+            &json!({"device_id": id, "device_type": device_type}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let identity = certificate(admin, id, "certificates", json!({})).await;
+    (device, identity)
+}
+
+/// A new key and CSR, sent to `certificates` or `certificates/rotate`.
+pub async fn certificate(
+    admin: &AdminClient,
+    id: &str,
+    path: &str,
+    mut body: Value,
+) -> ClientIdentity {
+    let (key_pem, csr) = hub_mqtt::key_and_csr(id).unwrap();
+    body["csr"] = json!(csr);
+    let cert = admin
+        .post(&format!("/v1/devices/{id}/{path}"), &body)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    ClientIdentity {
+        cert_pem: cert["certificate_pem"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+        key_pem: key_pem.into_bytes(),
+    }
 }

@@ -8,46 +8,16 @@ use std::time::{Duration, Instant};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{TimeDelta, Utc};
 use hub_admin::AdminClient;
-use hub_e2e::{accounting, admin::Role, http_device::HttpDevice, unique, Stack};
+use hub_e2e::{
+    accounting,
+    admin::{certificate, provision, Role},
+    http_device::HttpDevice,
+    unique, Stack,
+};
 use hub_mqtt::ClientIdentity;
 use reqwest::Method;
 use rumqttc::QoS;
 use serde_json::{json, Value};
-
-/// Registers a device and gives it a certificate from a CSR made here.
-async fn provision(admin: &AdminClient, id: &str, device_type: &str) -> (Value, ClientIdentity) {
-    let device = admin
-        .post(
-            "/v1/devices",
-            &json!({"device_id": id, "device_type": device_type}),
-        )
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    let identity = certificate(admin, id, "certificates", json!({})).await;
-    (device, identity)
-}
-
-/// A new key and CSR, sent to `certificates` or `certificates/rotate`.
-async fn certificate(admin: &AdminClient, id: &str, path: &str, mut body: Value) -> ClientIdentity {
-    let (key_pem, csr) = hub_mqtt::key_and_csr(id).unwrap();
-    body["csr"] = json!(csr);
-    let cert = admin
-        .post(&format!("/v1/devices/{id}/{path}"), &body)
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    ClientIdentity {
-        cert_pem: cert["certificate_pem"]
-            .as_str()
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-        key_pem: key_pem.into_bytes(),
-    }
-}
 
 async fn can_connect(stack: &Stack, id: &str, identity: &ClientIdentity) -> bool {
     match stack.connect(&unique(id), Some(identity)).await {

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod aws;
+pub mod commands;
 pub mod credentials;
 pub mod csr;
 pub mod devices;
@@ -18,23 +19,43 @@ pub mod ports;
 pub mod query;
 pub mod request;
 pub mod routes;
+pub mod shadow;
 pub mod sweeper;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use error::ApiError;
-pub use ports::{Alerts, Credentials, History, Registry, Things};
+pub use ports::{Alerts, Commands, Credentials, DeviceData, History, Registry, Things};
 use ports::{AuditEntry, AuditLog, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
 /// Everything the handlers use; the AWS adapters and the in-memory fakes provide it all.
 pub trait Backend:
-    Registry + Things + Credentials + History + Alerts + WebhookStore + AuditLog + Sync
+    Registry
+    + Things
+    + Credentials
+    + History
+    + Alerts
+    + WebhookStore
+    + DeviceData
+    + Commands
+    + AuditLog
+    + Sync
 {
 }
-impl<T: Registry + Things + Credentials + History + Alerts + WebhookStore + AuditLog + Sync> Backend
-    for T
+impl<
+        T: Registry
+            + Things
+            + Credentials
+            + History
+            + Alerts
+            + WebhookStore
+            + DeviceData
+            + Commands
+            + AuditLog
+            + Sync,
+    > Backend for T
 {
 }
 
@@ -149,6 +170,11 @@ impl<B: Backend> Api<B> {
             }
             Operation::ListWebhooks => webhooks::list(b).await,
             Operation::DeleteWebhook => webhooks::delete(b, request).await,
+            Operation::GetShadow => shadow::get(b, request).await,
+            Operation::UpdateShadow => shadow::update(b, request).await,
+            Operation::SendCommand => commands::send(b, request, now).await,
+            Operation::ListCommands => commands::list(b, request, now).await,
+            Operation::GetCommand => commands::get(b, request, now).await,
             Operation::ResolveAlert => {
                 alerts::transition(b, request, hub_detection::alert::AlertAction::Resolve, now)
                     .await

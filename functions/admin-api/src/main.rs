@@ -1,4 +1,4 @@
-//! Wires DynamoDB and IoT clients to the admin API and hands it to the runtime.
+//! Wires DynamoDB, IoT and IoT data plane clients to the admin API and hands it to the runtime.
 
 use admin_api::{aws::AwsBackend, aws::Tables, Api, ApiConfig};
 use hub_runtime::{config, AwsEnv};
@@ -8,9 +8,12 @@ use lambda_http::{service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     hub_runtime::init_json_tracing();
     let aws = AwsEnv::load().await;
+    let iot = aws_sdk_iot::Client::new(&aws.sdk);
+    let data = data_plane(&aws, &iot).await?;
     let backend = AwsBackend::new(
         aws_sdk_dynamodb::Client::new(&aws.sdk),
-        aws_sdk_iot::Client::new(&aws.sdk),
+        iot,
+        data,
         tables()?,
         config::required("DEVICE_POLICY")?,
         config::or("AUDIT_RETENTION_DAYS", 0)?,
@@ -40,5 +43,34 @@ pub fn tables() -> Result<Tables, config::ConfigError> {
         alerts: config::required("ALERTS_TABLE")?,
         audit: config::required("AUDIT_TABLE")?,
         webhooks: config::required("WEBHOOKS_TABLE")?,
+        commands: config::required("COMMANDS_TABLE")?,
     })
+}
+
+/// The data plane client. On AWS its endpoint is the account's own (`iot:Data-ATS`),
+/// asked once per cold start; an overridden endpoint (the emulator) serves it directly.
+async fn data_plane(
+    aws: &AwsEnv,
+    iot: &aws_sdk_iot::Client,
+) -> Result<aws_sdk_iotdataplane::Client, Error> {
+    if aws.endpoint_override.is_some() {
+        return Ok(aws_sdk_iotdataplane::Client::new(&aws.sdk));
+    }
+    let endpoint = iot
+        .describe_endpoint()
+        .endpoint_type("iot:Data-ATS")
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeEndpoint: {}",
+                aws_sdk_iot::error::DisplayErrorContext(e)
+            )
+        })?
+        .endpoint_address
+        .ok_or("DescribeEndpoint returned no address")?;
+    let config = aws_sdk_iotdataplane::config::Builder::from(&aws.sdk)
+        .endpoint_url(format!("https://{endpoint}"))
+        .build();
+    Ok(aws_sdk_iotdataplane::Client::from_conf(config))
 }

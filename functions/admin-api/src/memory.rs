@@ -40,6 +40,13 @@ pub struct MemoryBackend {
     pub audit: Mutex<Vec<(AuditEntry, Option<u16>)>>,
     /// When set, every IoT call fails (a store outage).
     pub iot_down: Mutex<bool>,
+    /// Device id -> (version, desired, reported).
+    pub shadows: Mutex<BTreeMap<String, (i64, serde_json::Value, serde_json::Value)>>,
+    /// (topic, payload) in publish order.
+    pub published: Mutex<Vec<(String, Vec<u8>)>>,
+    /// When set, publishing fails.
+    pub publish_down: Mutex<bool>,
+    pub commands: Mutex<BTreeMap<(String, String), Command>>,
 }
 
 fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
@@ -454,5 +461,178 @@ impl WebhookStore for MemoryBackend {
 
     async fn delete_webhook(&self, webhook_id: &str) -> Result<bool, PortError> {
         Ok(self.webhooks.lock().unwrap().remove(webhook_id).is_some())
+    }
+}
+
+/// Merges `patch` into `into` as the shadow service does: objects merge key by key, a
+/// null removes the key, anything else replaces.
+fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match (into, patch) {
+        (Value::Object(target), Value::Object(changes)) => {
+            for (key, change) in changes {
+                if change.is_null() {
+                    target.remove(key);
+                } else if change.is_object() && target.get(key).is_some_and(Value::is_object) {
+                    merge(target.get_mut(key).expect("checked"), change);
+                } else {
+                    target.insert(key.clone(), change.clone());
+                }
+            }
+        }
+        (into, patch) => *into = patch.clone(),
+    }
+}
+
+/// Desired keys whose value reported does not match.
+fn delta(desired: &serde_json::Value, reported: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    if let Some(desired) = desired.as_object() {
+        for (key, want) in desired {
+            match (want.is_object(), reported.get(key)) {
+                (true, Some(have)) if have.is_object() => {
+                    let inner = delta(want, have);
+                    if inner.as_object().is_some_and(|m| !m.is_empty()) {
+                        out.insert(key.clone(), inner);
+                    }
+                }
+                (_, Some(have)) if have == want => {}
+                _ => {
+                    out.insert(key.clone(), want.clone());
+                }
+            }
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+impl MemoryBackend {
+    /// What a device reporting through its shadow topic would do.
+    pub fn report(&self, device_id: &str, reported: serde_json::Value) {
+        let mut shadows = self.shadows.lock().unwrap();
+        let entry = shadows
+            .entry(device_id.to_owned())
+            .or_insert_with(|| (0, serde_json::json!({}), serde_json::json!({})));
+        merge(&mut entry.2, &reported);
+        entry.0 += 1;
+    }
+}
+
+impl DeviceData for MemoryBackend {
+    async fn shadow(&self, device_id: &str) -> Result<Option<serde_json::Value>, PortError> {
+        iot_check(self)?;
+        Ok(self
+            .shadows
+            .lock()
+            .unwrap()
+            .get(device_id)
+            .map(|(version, desired, reported)| {
+                let mut state = serde_json::json!({"desired": desired, "reported": reported});
+                let delta = delta(desired, reported);
+                if delta.as_object().is_some_and(|m| !m.is_empty()) {
+                    state["delta"] = delta;
+                }
+                serde_json::json!({"state": state, "metadata": {}, "version": version})
+            }))
+    }
+
+    async fn update_shadow(
+        &self,
+        device_id: &str,
+        document: &serde_json::Value,
+    ) -> Result<ShadowWrite, PortError> {
+        iot_check(self)?;
+        let mut shadows = self.shadows.lock().unwrap();
+        let entry = shadows
+            .entry(device_id.to_owned())
+            .or_insert_with(|| (0, serde_json::json!({}), serde_json::json!({})));
+        if let Some(expected) = document["version"].as_i64() {
+            if expected != entry.0 {
+                return Ok(ShadowWrite::VersionConflict);
+            }
+        }
+        match &document["state"]["desired"] {
+            serde_json::Value::Null => entry.1 = serde_json::json!({}),
+            patch => merge(&mut entry.1, patch),
+        }
+        entry.0 += 1;
+        Ok(ShadowWrite::Written(
+            serde_json::json!({"state": document["state"], "version": entry.0}),
+        ))
+    }
+
+    async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), PortError> {
+        if *self.publish_down.lock().unwrap() {
+            return Err(PortError::new("publish", "data plane unavailable"));
+        }
+        self.published
+            .lock()
+            .unwrap()
+            .push((topic.to_owned(), payload));
+        Ok(())
+    }
+}
+
+impl Commands for MemoryBackend {
+    async fn put_command(&self, command: &Command) -> Result<bool, PortError> {
+        let mut commands = self.commands.lock().unwrap();
+        let key = (command.device_id.clone(), command.command_id.clone());
+        if commands.contains_key(&key) {
+            return Ok(false);
+        }
+        commands.insert(key, command.clone());
+        Ok(true)
+    }
+
+    async fn command(
+        &self,
+        device_id: &str,
+        command_id: &str,
+    ) -> Result<Option<Command>, PortError> {
+        Ok(self
+            .commands
+            .lock()
+            .unwrap()
+            .get(&(device_id.to_owned(), command_id.to_owned()))
+            .cloned())
+    }
+
+    async fn commands(
+        &self,
+        device_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Command>, PortError> {
+        let commands = self.commands.lock().unwrap();
+        let mine: Vec<&Command> = commands
+            .values()
+            .rev()
+            .filter(|c| c.device_id == device_id)
+            .filter(|c| after.is_none_or(|a| c.command_id.as_str() < a))
+            .collect();
+        let items: Vec<Command> = mine.iter().take(limit).map(|c| (*c).clone()).collect();
+        let next = (mine.len() > limit)
+            .then(|| items.last().map(|c| c.command_id.clone()))
+            .flatten();
+        Ok(Page { items, next })
+    }
+
+    async fn set_undelivered(
+        &self,
+        device_id: &str,
+        command_id: &str,
+        error: &str,
+    ) -> Result<(), PortError> {
+        if let Some(command) = self
+            .commands
+            .lock()
+            .unwrap()
+            .get_mut(&(device_id.to_owned(), command_id.to_owned()))
+            .filter(|c| c.status == hub_fleet::command::CommandStatus::Sent)
+        {
+            command.status = hub_fleet::command::CommandStatus::Undelivered;
+            command.error = Some(error.to_owned());
+        }
+        Ok(())
     }
 }

@@ -416,3 +416,64 @@ pub trait AuditLog {
         status: u16,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// What a shadow update came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShadowWrite {
+    /// Accepted; the service's response document.
+    Written(serde_json::Value),
+    /// `expected_version` was not the shadow's version.
+    VersionConflict,
+    /// The service refused the document, saying why.
+    Rejected(String),
+}
+
+/// The IoT data plane: device shadows (the classic, unnamed one) and publishing.
+pub trait DeviceData {
+    /// The shadow document (`{state: {desired, reported, delta}, metadata, version}`),
+    /// None if the device has none yet.
+    fn shadow(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, PortError>> + Send;
+    fn update_shadow(
+        &self,
+        device_id: &str,
+        document: &serde_json::Value,
+    ) -> impl Future<Output = Result<ShadowWrite, PortError>> + Send;
+    /// Publishes at QoS 1.
+    fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub use hub_fleet::command::Command;
+
+pub trait Commands {
+    /// Writes a new command; false if its id is taken.
+    fn put_command(
+        &self,
+        command: &Command,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn command(
+        &self,
+        device_id: &str,
+        command_id: &str,
+    ) -> impl Future<Output = Result<Option<Command>, PortError>> + Send;
+    /// Up to `limit` of the device's commands, newest first, after the id `after`.
+    fn commands(
+        &self,
+        device_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<Command>, PortError>> + Send;
+    /// Marks a command whose publish failed (unless the device answered it meanwhile).
+    fn set_undelivered(
+        &self,
+        device_id: &str,
+        command_id: &str,
+        error: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}

@@ -28,6 +28,11 @@ pub enum Operation {
     CreateWebhook,
     ListWebhooks,
     DeleteWebhook,
+    GetShadow,
+    UpdateShadow,
+    SendCommand,
+    ListCommands,
+    GetCommand,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -140,6 +145,16 @@ pub const ROUTES: &[Route] = &[
         Operator,
         ReleaseDevice,
     ),
+    route("GET", "/v1/devices/{id}/shadow", Viewer, GetShadow),
+    route("PATCH", "/v1/devices/{id}/shadow", Operator, UpdateShadow),
+    route("POST", "/v1/devices/{id}/commands", Operator, SendCommand),
+    route("GET", "/v1/devices/{id}/commands", Viewer, ListCommands),
+    route(
+        "GET",
+        "/v1/devices/{id}/commands/{commandId}",
+        Viewer,
+        GetCommand,
+    ),
     route("GET", "/v1/query", Viewer, QueryHistory),
     route("POST", "/v1/alerts", Operator, CreateAlertRule),
     route("GET", "/v1/alerts", Viewer, ListAlerts),
@@ -179,7 +194,8 @@ mod tests {
             let concrete = route
                 .path
                 .replace("{id}", "dev-1")
-                .replace("{certId}", "abc");
+                .replace("{certId}", "abc")
+                .replace("{commandId}", "c-1");
             let (found, _) = resolve(route.method, &concrete).unwrap();
             assert_eq!(found.key(), route.key());
             assert_eq!(by_key(&route.key()).unwrap().operation, route.operation);

@@ -1032,3 +1032,192 @@ async fn a_row_without_an_iot_thing_cannot_change_group_but_can_be_decommissione
     .await;
     assert_eq!(gone.status, 200, "{}", gone.body);
 }
+
+#[tokio::test]
+async fn shadows_show_desired_reported_and_delta_and_refuse_bad_state() {
+    let api = api();
+    register(&api, "sh-1").await;
+    let empty = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices/sh-1/shadow",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.body["version"], 0);
+    api.backend
+        .report("sh-1", json!({"interval": 60, "led": "off"}));
+    let set = call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/sh-1/shadow",
+        json!({"desired": {"interval": 30}}),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.body["desired"], json!({"interval": 30}));
+    assert_eq!(set.body["reported"], json!({"interval": 60, "led": "off"}));
+    assert_eq!(set.body["delta"], json!({"interval": 30}));
+    assert_eq!(set.body["version"], 2);
+
+    let stale = call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/sh-1/shadow",
+        json!({"desired": {"interval": 10}, "expected_version": 1}),
+    )
+    .await;
+    assert_error(&stale, 409, None);
+    for (bad, field) in [
+        (json!({"desired": [1]}), "desired"),
+        (json!({"desired": {"$meta": 1}}), "desired.$meta"),
+        (json!({"desired": {}, "extra": 1}), "extra"),
+        (json!({}), "desired"),
+        (
+            json!({"desired": {"a": 1}, "expected_version": -1}),
+            "expected_version",
+        ),
+    ] {
+        let reply = call(
+            &api,
+            Role::Operator,
+            "PATCH",
+            "/v1/devices/sh-1/shadow",
+            bad.clone(),
+        )
+        .await;
+        assert_error(&reply, 400, Some(field));
+    }
+    let viewer = call(
+        &api,
+        Role::Viewer,
+        "PATCH",
+        "/v1/devices/sh-1/shadow",
+        json!({"desired": {"interval": 1}}),
+    )
+    .await;
+    assert_error(&viewer, 403, None);
+    // Cleared desired state leaves no delta; nothing above changed the version.
+    let cleared = call(
+        &api,
+        Role::Operator,
+        "PATCH",
+        "/v1/devices/sh-1/shadow",
+        json!({"desired": null}),
+    )
+    .await;
+    assert_eq!(cleared.body["version"], 3, "{}", cleared.body);
+    assert!(cleared.body["delta"].is_null(), "{}", cleared.body);
+    let unknown = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices/nobody/shadow",
+        Value::Null,
+    )
+    .await;
+    assert_error(&unknown, 404, None);
+}
+
+#[tokio::test]
+async fn commands_are_recorded_then_published_and_a_failed_publish_reads_undelivered() {
+    let api = api();
+    register(&api, "cmd-1").await;
+    let sent = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/devices/cmd-1/commands",
+        json!({"name": "set_interval", "params": {"seconds": 30}}),
+    )
+    .await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    assert_eq!(sent.body["status"], "sent");
+    assert_eq!(sent.body["issued_by"], "operator-client");
+    let command_id = sent.body["command_id"].as_str().unwrap().to_owned();
+    {
+        let published = api.backend.published.lock().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].0, "devices/cmd-1/commands");
+        let message: Value = serde_json::from_slice(&published[0].1).unwrap();
+        assert_eq!(message["command_id"], command_id.as_str());
+        assert_eq!(message["params"], json!({"seconds": 30}));
+    }
+
+    *api.backend.publish_down.lock().unwrap() = true;
+    let lost = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/devices/cmd-1/commands",
+        json!({"name": "reboot"}),
+    )
+    .await;
+    assert_error(&lost, 503, None);
+    *api.backend.publish_down.lock().unwrap() = false;
+
+    let listed = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        "/v1/devices/cmd-1/commands?limit=1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    let newest = &listed.body["commands"][0];
+    assert_eq!(newest["name"], "reboot");
+    assert_eq!(newest["status"], "undelivered");
+    assert!(newest["error"].is_string());
+    let token = listed.body["next_token"].as_str().unwrap().to_owned();
+    let older = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        &format!("/v1/devices/cmd-1/commands?limit=1&next_token={token}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(older.body["commands"][0]["command_id"], command_id.as_str());
+    assert!(older.body["next_token"].is_null());
+
+    let one = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        &format!("/v1/devices/cmd-1/commands/{command_id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(one.body["status"], "sent");
+    let refused = call(
+        &api,
+        Role::Viewer,
+        "POST",
+        "/v1/devices/cmd-1/commands",
+        json!({"name": "reboot"}),
+    )
+    .await;
+    assert_error(&refused, 403, None);
+    for (bad, field) in [
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x", "params": "p"}), "params"),
+        (json!({"name": "x", "ttl_seconds": 100000}), "ttl_seconds"),
+        (json!({"name": "x", "when": 1}), "when"),
+    ] {
+        let reply = call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/devices/cmd-1/commands",
+            bad.clone(),
+        )
+        .await;
+        assert_error(&reply, 400, Some(field));
+    }
+    assert_eq!(api.backend.published.lock().unwrap().len(), 1);
+}

@@ -7,7 +7,13 @@ use hub_runtime::{
     PortError,
 };
 
-use crate::{Applied, ConnectivityStore, PresenceChange};
+use chrono::{DateTime, Utc};
+use hub_fleet::{
+    command::{AckOutcome, CommandAck},
+    commands_table::DynamoCommands,
+};
+
+use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
 
 pub struct DynamoRegistry {
     pub client: aws_sdk_dynamodb::Client,
@@ -70,5 +76,17 @@ impl ConnectivityStore for DynamoRegistry {
                 DisplayErrorContext(err),
             )),
         }
+    }
+}
+
+impl CommandAnswers for DynamoCommands {
+    async fn record_ack(
+        &self,
+        ack: &CommandAck,
+        now: DateTime<Utc>,
+    ) -> Result<AckOutcome, PortError> {
+        DynamoCommands::record_ack(self, ack, now)
+            .await
+            .map_err(|e| PortError::new("command answer", e))
     }
 }

@@ -3,6 +3,10 @@
 //! or goes; a rule hands it here, and the device's registry row gets `connectivity` and
 //! `last_seen`. Events can arrive late or twice (the rule invokes asynchronously), so an
 //! event only applies if it is newer than the one the row holds.
+//!
+//! Command answers: a device answers a command on `devices/{id}/commands/ack`; the ack
+//! rule adds the device id from the topic and hands it here to be recorded
+//! ([`hub_fleet::command`] says which answers count).
 
 pub mod aws;
 pub mod memory;
@@ -10,6 +14,7 @@ pub mod memory;
 use std::future::Future;
 
 use chrono::{DateTime, TimeZone, Utc};
+use hub_fleet::command::{AckOutcome, CommandAck};
 use hub_runtime::PortError;
 use serde::Deserialize;
 
@@ -60,6 +65,8 @@ pub struct PresenceChange {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    #[error("not an event this function handles (no eventType, no command_id)")]
+    Unknown,
     #[error("not a presence event: {0}")]
     NotPresence(String),
     #[error(transparent)]
@@ -123,4 +130,62 @@ pub async fn handle<S: ConnectivityStore>(
         "presence"
     );
     Ok(applied)
+}
+
+/// Where command answers are recorded.
+pub trait CommandAnswers {
+    fn record_ack(
+        &self,
+        ack: &CommandAck,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AckOutcome, PortError>> + Send;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Presence(Applied),
+    Answer(AckOutcome),
+    /// A device's answer that is not one (bad JSON shape, oversized result); logged
+    /// with the reason. Retrying cannot fix it, so it is not an error to the runtime.
+    AnswerRefused(String),
+}
+
+/// Handles one event from either rule: presence events carry `eventType`, command
+/// answers `command_id`.
+pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers>(
+    registry: &S,
+    commands: &C,
+    event: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Outcome, FleetError> {
+    if event.get("eventType").is_some() {
+        return handle(registry, event).await.map(Outcome::Presence);
+    }
+    if event.get("command_id").is_none() {
+        return Err(FleetError::Unknown);
+    }
+    let ack = match serde_json::from_value::<CommandAck>(event) {
+        Ok(ack) => ack,
+        Err(err) => return Ok(refused(err.to_string())),
+    };
+    if let Err(err) = ack.validate() {
+        return Ok(refused(err.to_string()));
+    }
+    let outcome = commands.record_ack(&ack, now).await?;
+    match &outcome {
+        AckOutcome::Recorded | AckOutcome::Duplicate => {
+            tracing::info!(command_id = ack.command_id, outcome = ?outcome, "command answer")
+        }
+        _ => tracing::warn!(
+            command_id = ack.command_id,
+            outcome = ?outcome,
+            "command answer not recorded"
+        ),
+    }
+    Ok(Outcome::Answer(outcome))
+}
+
+fn refused(reason: String) -> Outcome {
+    tracing::warn!(reason, "command answer refused");
+    Outcome::AnswerRefused(reason)
 }

@@ -1,6 +1,7 @@
-//! Wires the devices table to the presence handler and hands it to the Lambda runtime.
+//! Wires the devices and commands tables to the fleet handlers and hands it to the Lambda runtime.
 
 use fleet::aws::DynamoRegistry;
+use hub_fleet::commands_table::DynamoCommands;
 use hub_runtime::{config, AwsEnv};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -12,12 +13,16 @@ async fn main() -> Result<(), Error> {
         client: aws_sdk_dynamodb::Client::new(&aws.sdk),
         table: config::required("DEVICES_TABLE")?,
     };
-    let registry = &registry;
+    let commands = DynamoCommands {
+        client: aws_sdk_dynamodb::Client::new(&aws.sdk),
+        table: config::required("COMMANDS_TABLE")?,
+    };
+    let (registry, commands) = (&registry, &commands);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            fleet::handle(registry, event.payload)
+            fleet::dispatch(registry, commands, event.payload, chrono::Utc::now())
                 .await
-                .map(|applied| serde_json::json!({ "outcome": format!("{applied:?}") }))
+                .map(|outcome| serde_json::json!({ "outcome": format!("{outcome:?}") }))
                 .map_err(Error::from)
         },
     ))

@@ -4,7 +4,10 @@ use std::{collections::HashMap, sync::Mutex};
 
 use hub_runtime::PortError;
 
-use crate::{Applied, ConnectivityStore, PresenceChange};
+use chrono::{DateTime, Utc};
+use hub_fleet::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus};
+
+use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
 
 #[derive(Default)]
 pub struct MemoryRegistry {
@@ -31,5 +34,30 @@ impl ConnectivityStore for MemoryRegistry {
         }
         *row = Some(change.clone());
         Ok(Applied::Applied)
+    }
+}
+
+/// Commands in memory, keyed by (device, command id).
+#[derive(Default)]
+pub struct MemoryCommands {
+    pub commands: Mutex<HashMap<(String, String), Command>>,
+}
+
+impl CommandAnswers for MemoryCommands {
+    async fn record_ack(
+        &self,
+        ack: &CommandAck,
+        now: DateTime<Utc>,
+    ) -> Result<AckOutcome, PortError> {
+        let mut commands = self.commands.lock().unwrap();
+        let key = (ack.device_id.clone(), ack.command_id.clone());
+        let outcome = apply_ack(commands.get(&key), ack, now);
+        if outcome == AckOutcome::Recorded {
+            let command = commands.get_mut(&key).expect("recorded means stored");
+            command.status = CommandStatus::from(ack.status);
+            command.answered_at = Some(now);
+            command.result = ack.result.clone();
+        }
+        Ok(outcome)
     }
 }

@@ -9,8 +9,8 @@ use tracing::info;
 
 pub struct DeployRequest<'a> {
     pub stack_name: &'a str,
-    /// The template text, already packaged.
-    pub template_body: &'a str,
+    /// Where the packaged template is (an S3 URL in the emulator).
+    pub template_url: &'a str,
     pub parameters: &'a [(String, String)],
     pub outputs_file: &'a Path,
 }
@@ -19,7 +19,6 @@ pub async fn deploy(
     cfn: &aws_sdk_cloudformation::Client,
     request: &DeployRequest<'_>,
 ) -> Result<()> {
-    let body = request.template_body;
     let parameters: Vec<Parameter> = request
         .parameters
         .iter()
@@ -41,7 +40,7 @@ pub async fn deploy(
             let result = cfn
                 .update_stack()
                 .stack_name(request.stack_name)
-                .template_body(body)
+                .template_url(request.template_url)
                 .set_parameters(Some(parameters))
                 .set_capabilities(Some(capabilities.to_vec()))
                 .send()
@@ -56,7 +55,7 @@ pub async fn deploy(
         None => {
             cfn.create_stack()
                 .stack_name(request.stack_name)
-                .template_body(body)
+                .template_url(request.template_url)
                 .set_parameters(Some(parameters))
                 .set_capabilities(Some(capabilities.to_vec()))
                 .send()

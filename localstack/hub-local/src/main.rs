@@ -105,7 +105,7 @@ async fn main() -> Result<()> {
         } => {
             hub_runtime::init_cli_tracing();
             let aws = AwsEnv::load().await;
-            let template_body = package::package(
+            let template_key = package::package(
                 &aws.s3(),
                 &package::PackageRequest {
                     template: &template,
@@ -114,12 +114,20 @@ async fn main() -> Result<()> {
                 },
             )
             .await?;
+            let endpoint = aws
+                .endpoint_override
+                .as_deref()
+                .context("deploy needs the emulator's endpoint (AWS_ENDPOINT_URL)")?;
+            let template_url = format!(
+                "{}/{artifacts_bucket}/{template_key}",
+                endpoint.trim_end_matches('/')
+            );
             let cfn = aws_sdk_cloudformation::Client::new(&aws.sdk);
             deploy::deploy(
                 &cfn,
                 &deploy::DeployRequest {
                     stack_name: &stack_name,
-                    template_body: &template_body,
+                    template_url: &template_url,
                     parameters: &parameters,
                     outputs_file: &outputs_file,
                 },

@@ -101,17 +101,15 @@ pub struct PackageRequest<'a> {
     pub bucket: &'a str,
 }
 
-/// Uploads every cargo-lambda function and returns the template body to deploy.
+/// Uploads every cargo-lambda function, then the template pointing at them, and returns
+/// the template's key in the bucket: like `sam deploy`, the stack is made from an S3
+/// template, since CloudFormation takes at most 51,200 bytes inline.
 pub async fn package(s3: &aws_sdk_s3::Client, request: &PackageRequest<'_>) -> Result<String> {
     let text = std::fs::read_to_string(request.template)
         .with_context(|| format!("reading {}", request.template.display()))?;
     let mut template: Value = serde_norway::from_str(&text).context("parsing the template")?;
-    let functions = cargo_lambda_functions(&template)?;
-    if functions.is_empty() {
-        return Ok(text);
-    }
     ensure_bucket(s3, request.bucket).await?;
-    for function in &functions {
+    for function in &cargo_lambda_functions(&template)? {
         let path: PathBuf = request.binaries_dir.join(&function.binary);
         let executable = std::fs::read(&path).with_context(|| {
             format!(
@@ -120,26 +118,39 @@ pub async fn package(s3: &aws_sdk_s3::Client, request: &PackageRequest<'_>) -> R
                 path.display()
             )
         })?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &executable);
-        let hex: String = digest.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let key = format!("functions/{}-{hex}.zip", function.binary);
+        let key = content_key("functions", &function.binary, "zip", &executable);
         let package = zip_bootstrap(&executable)?;
         let bytes = package.len();
-        s3.put_object()
-            .bucket(request.bucket)
-            .key(&key)
-            .body(package.into())
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))
-            .with_context(|| format!("uploading {key}"))?;
+        upload(s3, request.bucket, &key, package).await?;
         point_code_uri(&mut template, &function.logical_id, request.bucket, &key)?;
         info!(function = %function.logical_id, binary = %function.binary, key, bytes, "function packaged");
     }
-    serde_norway::to_string(&template).context("writing the packaged template")
+    let packaged = serde_norway::to_string(&template).context("writing the packaged template")?;
+    let key = content_key("templates", "template", "yaml", packaged.as_bytes());
+    upload(s3, request.bucket, &key, packaged.into_bytes()).await?;
+    Ok(key)
+}
+
+/// `{dir}/{name}-{first 8 bytes of SHA-256}.{ext}`: a changed file gets a new key.
+fn content_key(dir: &str, name: &str, ext: &str, content: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, content);
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{dir}/{name}-{hex}.{ext}")
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))
+        .with_context(|| format!("uploading {key}"))?;
+    Ok(())
 }
 
 async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {

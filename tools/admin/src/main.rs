@@ -108,6 +108,27 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         max_points: usize,
     },
+    /// Show a device's shadow, or set desired state with `--set key=value` (a JSON value;
+    /// `key=null` removes the key).
+    Shadow {
+        device_id: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Send a command to a device (it answers on its ack topic); `--wait` polls for the
+    /// answer.
+    #[command(name = "command")]
+    Send {
+        device_id: String,
+        name: String,
+        /// Parameters as a JSON object.
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(long)]
+        ttl_seconds: Option<i64>,
+        #[arg(long)]
+        wait: bool,
+    },
     /// Alerts and alert rules.
     #[command(subcommand)]
     Alerts(AlertCommand),
@@ -189,6 +210,19 @@ fn parse_since(text: &str) -> Result<Duration> {
         "d" => Duration::days(n),
         _ => anyhow::bail!("--since {text:?}: the unit must be one of s, m, h, d"),
     })
+}
+
+/// `key=value` pairs as a desired-state object; a value that is not JSON is a string.
+fn desired_state(pairs: &[String]) -> Result<Value> {
+    let mut desired = serde_json::Map::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--set {pair:?}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+        desired.insert(key.to_owned(), value);
+    }
+    Ok(Value::Object(desired))
 }
 
 fn print(value: &Value) {
@@ -362,6 +396,50 @@ async fn main() -> Result<()> {
                     .await?
                     .ok()?,
             );
+        }
+        Command::Shadow { device_id, set } => {
+            let path = format!("/v1/devices/{device_id}/shadow");
+            if set.is_empty() {
+                print(&client.get(&path).await?.ok()?);
+            } else {
+                let desired = desired_state(&set)?;
+                print(
+                    &client
+                        .patch(&path, &json!({ "desired": desired }))
+                        .await?
+                        .ok()?,
+                );
+            }
+        }
+        Command::Send {
+            device_id,
+            name,
+            params,
+            ttl_seconds,
+            wait,
+        } => {
+            let mut body = json!({ "name": name });
+            if let Some(params) = params {
+                body["params"] = serde_json::from_str(&params).context("--params is not JSON")?;
+            }
+            if let Some(ttl) = ttl_seconds {
+                body["ttl_seconds"] = json!(ttl);
+            }
+            let mut command = client
+                .post(&format!("/v1/devices/{device_id}/commands"), &body)
+                .await?
+                .ok()?;
+            if wait {
+                let path = format!(
+                    "/v1/devices/{device_id}/commands/{}",
+                    command["command_id"].as_str().unwrap_or_default()
+                );
+                while command["status"] == "sent" {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    command = client.get(&path).await?.ok()?;
+                }
+            }
+            print(&command);
         }
         Command::Decommission { device_id } => print(
             &client

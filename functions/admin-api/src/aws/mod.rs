@@ -1,9 +1,10 @@
-//! The ports on AWS: DynamoDB tables and the IoT registry. Thin: each method is one or a
+//! The ports on AWS: DynamoDB tables, the IoT registry and the IoT data plane. Thin: each method is one or a
 //! few SDK calls, and every SDK error becomes a `PortError` naming the operation.
 
 mod alerts;
 mod audit;
 mod credentials;
+mod data;
 mod history;
 mod iot;
 mod registry;
@@ -11,8 +12,9 @@ mod webhooks;
 
 use hub_credentials::dynamodb::DynamoApiKeys;
 use hub_detection::{rules_table::DynamoRules, webhooks_table::DynamoWebhooks};
+use hub_fleet::commands_table::DynamoCommands;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Tables {
     pub devices: String,
     pub credentials: String,
@@ -22,11 +24,14 @@ pub struct Tables {
     pub alerts: String,
     pub audit: String,
     pub webhooks: String,
+    pub commands: String,
 }
 
 pub struct AwsBackend {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub iot: aws_sdk_iot::Client,
+    /// Shadows and publishing; on AWS its endpoint is the account's IoT data endpoint.
+    pub data: aws_sdk_iotdataplane::Client,
     pub tables: Tables,
     /// The IoT policy every device certificate gets.
     pub device_policy: String,
@@ -35,17 +40,23 @@ pub struct AwsBackend {
     api_keys: DynamoApiKeys,
     rules: DynamoRules,
     hooks: DynamoWebhooks,
+    commands: DynamoCommands,
 }
 
 impl AwsBackend {
     pub fn new(
         dynamodb: aws_sdk_dynamodb::Client,
         iot: aws_sdk_iot::Client,
+        data: aws_sdk_iotdataplane::Client,
         tables: Tables,
         device_policy: String,
         audit_retention_days: i64,
     ) -> Self {
         Self {
+            commands: DynamoCommands {
+                client: dynamodb.clone(),
+                table: tables.commands.clone(),
+            },
             api_keys: DynamoApiKeys {
                 client: dynamodb.clone(),
                 table: tables.credentials.clone(),
@@ -60,6 +71,7 @@ impl AwsBackend {
             },
             dynamodb,
             iot,
+            data,
             tables,
             device_policy,
             audit_retention_days,

@@ -11,18 +11,13 @@ async fn main() -> Result<(), Error> {
     // Only the credentials table and IoT are used; the other names are not needed here.
     let credentials = config::required("CREDENTIALS_TABLE")?;
     let tables = Tables {
-        devices: String::new(),
         credentials,
-        telemetry: String::new(),
-        aggregates: String::new(),
-        alert_rules: String::new(),
-        alerts: String::new(),
-        audit: String::new(),
-        webhooks: String::new(),
+        ..Tables::default()
     };
     let backend = AwsBackend::new(
         aws_sdk_dynamodb::Client::new(&aws.sdk),
         aws_sdk_iot::Client::new(&aws.sdk),
+        aws_sdk_iotdataplane::Client::new(&aws.sdk),
         tables,
         config::required("DEVICE_POLICY")?,
         0,

@@ -3,10 +3,12 @@
 //! It subscribes on Mosquitto to every rule's topic filter (QoS 1, persistent session,
 //! manual acks), evaluates the rule, delivers to the actions, sends failures to the
 //! error action, and only then acknowledges the message, so a crash redelivers rather
-//! than loses.
+//! than loses. It also relays the shadow, jobs and command topics between devices on
+//! Mosquitto and the emulator's broker, where those services run (`relay`).
 
 mod kinesis;
 mod presence;
+mod relay;
 mod revocation;
 mod rule_source;
 
@@ -105,6 +107,19 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
         sqs: aws_sdk_sqs::Client::new(&aws.sdk),
         lambda: aws_sdk_lambda::Client::new(&aws.sdk),
     };
+    let relay = match &aws.endpoint_override {
+        Some(endpoint) => {
+            let region = aws.sdk.region().map(|r| r.to_string()).unwrap_or_default();
+            Some(relay::Relay::spawn(
+                relay::Gateway::from_endpoint(endpoint, &region)?,
+                client.clone(),
+            ))
+        }
+        None => {
+            warn!("no emulator endpoint: shadow, jobs and command topics are not relayed");
+            None
+        }
+    };
     let mut presence = presence::Presence::default();
     tokio::spawn(refresh_rules(
         iot,
@@ -123,6 +138,13 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
                 );
                 let filters = filters(&rules.read().expect("rules lock").clone());
                 subscribe(&client, &filters).await;
+                if relay.is_some() {
+                    subscribe(
+                        &client,
+                        &relay::UPLINK.iter().map(|f| f.to_string()).collect(),
+                    )
+                    .await;
+                }
                 if let Err(err) = client.subscribe(presence::LOG_TOPIC, QoS::AtMostOnce).await {
                     warn!(error = %err, "subscribing to Mosquitto's log failed");
                 }
@@ -152,6 +174,14 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
                     error!(refused, "Mosquitto refused bridge subscriptions");
                 } else {
                     info!(filters = ack.return_codes.len(), "subscribed");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) if relay::is_uplink(&publish.topic) => {
+                if let Some(relay) = &relay {
+                    relay.up(&publish.topic, publish.payload.clone()).await;
+                }
+                if let Err(err) = client.ack(&publish).await {
+                    warn!(error = %err, "ack failed; Mosquitto will redeliver");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -254,6 +284,10 @@ fn publisher_of(topic: &str) -> &str {
 
 async fn handle(rules: &[Rule], sinks: &Sinks, publish: &Publish) {
     let topic = publish.topic.as_str();
+    if relay::is_downlink(topic) {
+        // Relayed down from the emulator, whose own rule engine has run it.
+        return;
+    }
     let message = MessageContext {
         topic,
         payload: &publish.payload,
