@@ -136,6 +136,16 @@ impl From<AckStatus> for CommandStatus {
     }
 }
 
+/// What a device publishes on its ack topic. It does not name itself: the rule takes
+/// the device id from the topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandAnswer {
+    pub command_id: String,
+    pub status: AckStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
 /// A device's answer, as the ack rule passes it on: the device's payload
 /// `{command_id, status, result?}` plus `device_id` taken from the topic, so a device
 /// can only answer for itself.

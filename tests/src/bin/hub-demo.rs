@@ -2,7 +2,8 @@
 //! with its own X.509 certificate, publishes telemetry, and the message is read back
 //! from the raw Kinesis stream, where the topic rule put it. Then a simulated fleet runs
 //! through the whole pipeline: the accounting is printed, and the alerts its anomaly
-//! episodes raised are read back from an SQS queue subscribed to the alert topic.
+//! episodes raised are read back from an SQS queue subscribed to the alert topic. Last,
+//! the first device follows its shadow and answers commands sent through the API.
 
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,8 @@ async fn main() -> Result<()> {
     );
     client.disconnect().await.ok();
 
-    fleet(&stack).await
+    fleet(&stack).await?;
+    shadow_and_commands(&stack, &device).await
 }
 
 /// A simulated fleet through the whole path, with faults and anomaly episodes injected:
@@ -378,5 +380,91 @@ async fn admin_api(stack: &Stack, run: &FleetRun, prefix: &str) -> Result<()> {
         "   OK: every change above is in the audit log table {}",
         stack.output("AuditLogTableName")
     );
+    Ok(())
+}
+
+/// The first device again, now running the simulator's device agent: it follows its
+/// shadow and answers commands, all sent through the API as an operator.
+async fn shadow_and_commands(stack: &Stack, device: &hub_e2e::Device) -> Result<()> {
+    println!(
+        "10. Shadow and commands for {}: the device is on Mosquitto; the Shadow service is the \
+         emulator's, reached through the bridge's relay",
+        device.id
+    );
+    let (client, events) = stack.connect(&device.id, Some(&device.identity)).await?;
+    let mut incoming = drive(events);
+    let mut agent = hub_sim::agent::Agent::new(&device.id);
+    for topic in agent.subscriptions() {
+        client.subscribe(topic, QoS::AtLeastOnce).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let responder = client.clone();
+    let agent_task = tokio::spawn(async move {
+        while let Some(message) = incoming.recv().await {
+            for (topic, body) in agent.on_message(&message.topic, &message.payload) {
+                if responder
+                    .publish(topic, QoS::AtLeastOnce, false, body)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+
+    let operator = stack.admin_client(Role::Operator)?;
+    let until_settled = async |path: &str, settled: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let value = operator.get(path).await?.ok()?;
+            if settled(&value) {
+                return anyhow::Ok(value);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "not settled in 20 s: {value}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let shadow_path = format!("/v1/devices/{}/shadow", device.id);
+    let desired = json!({"interval": 15, "led": "on"});
+    let set = operator
+        .patch(&shadow_path, &json!({ "desired": desired }))
+        .await?
+        .ok()?;
+    println!(
+        "   PATCH {shadow_path} desired {desired}: version {}, delta {}",
+        set["version"], set["delta"]
+    );
+    let shadow = until_settled(&shadow_path, &|s| s["delta"].is_null()).await?;
+    println!(
+        "   the device got the delta, applied it and reported: reported {}, no delta, version {}",
+        shadow["reported"], shadow["version"]
+    );
+    let commands_path = format!("/v1/devices/{}/commands", device.id);
+    for (name, params) in [
+        ("set_interval", json!({"seconds": 5})),
+        ("selfdestruct", json!({})),
+    ] {
+        let sent = operator
+            .post(
+                &commands_path,
+                &json!({"name": name, "params": params, "ttl_seconds": 30}),
+            )
+            .await?
+            .ok()?;
+        let path = format!(
+            "{commands_path}/{}",
+            sent["command_id"].as_str().unwrap_or_default()
+        );
+        let answered = until_settled(&path, &|c| c["status"] != "sent").await?;
+        println!(
+            "   POST {commands_path} {name} {params}: {} {}",
+            answered["status"].as_str().unwrap_or_default(),
+            answered["result"]
+        );
+    }
+    agent_task.abort();
+    client.disconnect().await.ok();
+    println!("   OK: desired state reached the device and came back reported; each command answered once");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Runs scripted devices against an MQTT endpoint: one mutual-TLS connection per device,
 //! a Last Will for presence, QoS 1 publishes paced to the fleet's rate, PUBACKs counted.
+//! While connected, each device answers its commands and follows its shadow (`agent`).
 
 use std::{
     sync::{
@@ -16,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::{
+    agent::Agent,
     provision::Device,
     script::{DeviceScript, Expected},
 };
@@ -124,6 +126,11 @@ async fn run_device(
     let (acked_tx, mut acked_rx) = watch::channel(0u64);
     let (connected_tx, mut connected_rx) = watch::channel(None::<Result<(), String>>);
     let device_id = device.id.clone();
+    let mut agent = Agent::new(&device.id);
+    let subscriptions = agent.subscriptions();
+    // Answers the agent published: their PUBACKs are not telemetry's.
+    let answers = Arc::new(AtomicU64::new(0));
+    let (answering, answered) = (client.clone(), answers.clone());
     let driver = tokio::spawn(async move {
         let mut acked = 0u64;
         loop {
@@ -142,6 +149,17 @@ async fn run_device(
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     acked += 1;
                     acked_tx.send_replace(acked);
+                }
+                Ok(Event::Incoming(Packet::Publish(message))) => {
+                    for (topic, body) in agent.on_message(&message.topic, &message.payload) {
+                        // Never wait on the request queue from inside the event loop.
+                        if answering
+                            .try_publish(topic, QoS::AtLeastOnce, false, body)
+                            .is_ok()
+                        {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
                 Ok(_) => {}
@@ -165,6 +183,9 @@ async fn run_device(
         bail!(err);
     }
 
+    for topic in subscriptions {
+        client.subscribe(topic, QoS::AtLeastOnce).await?;
+    }
     let online = serde_json::json!({"status": "online", "simulated": true}).to_string();
     client
         .publish(status_topic(&device.id), QoS::AtLeastOnce, false, online)
@@ -184,11 +205,13 @@ async fn run_device(
 
     let all_acked = tokio::time::timeout(
         Duration::from_secs(60),
-        acked_rx.wait_for(|n| *n >= published),
+        acked_rx.wait_for(|n| *n >= published + answers.load(Ordering::Relaxed)),
     )
     .await
     .is_ok_and(|r| r.is_ok());
-    let acked = *acked_rx.borrow();
+    let acked = acked_rx
+        .borrow()
+        .saturating_sub(answers.load(Ordering::Relaxed));
     fleet_acked.fetch_add(acked.saturating_sub(1), Ordering::Relaxed);
     if !all_acked {
         bail!(
