@@ -48,7 +48,9 @@ hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
   --parameter Architecture=x86_64 --parameter RawStreamShards=2 \
   --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 \
   --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 \
-  --parameter AllowHttpWebhooks=true --binaries-dir "$CARGO_TARGET_DIR/debug" \
+  --parameter AllowHttpWebhooks=true \
+  --parameter FirmwareSigningPublicKey="$(cat "$stack/pki/firmware-signing.pub")" \
+  --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"
 
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$stack/outputs.json" "$1"; }
@@ -101,6 +103,7 @@ export HUB_MQTT_HOST=127.0.0.1
 export HUB_MQTT_PORT=$HUB_MQTT_PORT
 export HUB_API_URL='$api_url'
 export HUB_TOKEN_URL=$endpoint/oauth2/token
+export HUB_FIRMWARE_SIGNING_KEY=$stack/pki/firmware-signing.pk8
 $clients
 export HUB_CLIENT_ID=\$HUB_ADMIN_CLIENT_ID
 export HUB_CLIENT_SECRET=\$HUB_ADMIN_CLIENT_SECRET

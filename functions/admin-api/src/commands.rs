@@ -5,9 +5,7 @@
 //! answered in time reads `expired`).
 
 use chrono::{DateTime, Duration, Utc};
-use hub_fleet::command::{
-    command_topic, Command, CommandStatus, MAX_ID, MAX_NAME, MAX_PARAMS_BYTES,
-};
+use hub_fleet::command::{command_topic, Command, MAX_ID, MAX_NAME, MAX_PARAMS_BYTES};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -65,19 +63,15 @@ pub async fn send<B: Registry + Commands + DeviceData>(
         ));
     }
     let device = in_service(b, request).await?;
-    let command = Command {
-        device_id: device.device_id.clone(),
-        command_id: uuid::Uuid::now_v7().to_string(),
-        name: command_name,
+    let command = Command::sent(
+        &device.device_id,
+        &uuid::Uuid::now_v7().to_string(),
+        &command_name,
         params,
-        status: CommandStatus::Sent,
-        issued_at: now,
-        expires_at: now + Duration::seconds(ttl),
-        issued_by: request.principal.subject.clone(),
-        answered_at: None,
-        result: None,
-        error: None,
-    };
+        now,
+        Duration::seconds(ttl),
+        &request.principal.subject,
+    );
     // Recorded first, so an answer that comes back at once finds its command.
     if !b.put_command(&command).await? {
         return Err(ApiError::conflict("command id collision; send it again"));

@@ -47,7 +47,7 @@ pub fn device_id(field: &str, value: &str) -> Result<String, ApiError> {
     name(field, value, 128)
 }
 
-fn device_type(value: &str) -> Result<String, ApiError> {
+pub fn device_type(value: &str) -> Result<String, ApiError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value

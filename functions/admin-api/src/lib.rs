@@ -13,6 +13,7 @@ pub mod csr;
 pub mod devices;
 pub mod downsample;
 pub mod error;
+pub mod firmware;
 pub mod http;
 pub mod memory;
 pub mod ports;
@@ -26,7 +27,7 @@ pub mod webhooks;
 use chrono::{DateTime, Utc};
 use error::ApiError;
 pub use ports::{Alerts, Commands, Credentials, DeviceData, History, Registry, Things};
-use ports::{AuditEntry, AuditLog, WebhookStore};
+use ports::{AuditEntry, AuditLog, FirmwareStore, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
@@ -40,6 +41,7 @@ pub trait Backend:
     + WebhookStore
     + DeviceData
     + Commands
+    + FirmwareStore
     + AuditLog
     + Sync
 {
@@ -53,6 +55,7 @@ impl<
             + WebhookStore
             + DeviceData
             + Commands
+            + FirmwareStore
             + AuditLog
             + Sync,
     > Backend for T
@@ -67,6 +70,9 @@ pub struct ApiConfig {
     pub default_grace_seconds: i64,
     /// Accept `http://` webhook URLs (the local stack's receivers); AWS wants https.
     pub allow_http_webhooks: bool,
+    /// Base64 Ed25519 public key firmware signatures are checked against; None leaves the
+    /// check to devices.
+    pub firmware_signing_key: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +81,7 @@ impl Default for ApiConfig {
             window_seconds: 300,
             default_grace_seconds: 24 * 3600,
             allow_http_webhooks: false,
+            firmware_signing_key: None,
         }
     }
 }
@@ -175,6 +182,12 @@ impl<B: Backend> Api<B> {
             Operation::SendCommand => commands::send(b, request, now).await,
             Operation::ListCommands => commands::list(b, request, now).await,
             Operation::GetCommand => commands::get(b, request, now).await,
+            Operation::RegisterFirmware => {
+                firmware::register(b, request, now, self.config.firmware_signing_key.as_deref())
+                    .await
+            }
+            Operation::ListFirmware => firmware::list(b).await,
+            Operation::GetFirmware => firmware::get(b, request).await,
             Operation::ResolveAlert => {
                 alerts::transition(b, request, hub_detection::alert::AlertAction::Resolve, now)
                     .await

@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
         aws_sdk_dynamodb::Client::new(&aws.sdk),
         iot,
         data,
+        aws.s3(),
         tables()?,
         config::required("DEVICE_POLICY")?,
         config::or("AUDIT_RETENTION_DAYS", 0)?,
@@ -24,6 +25,9 @@ async fn main() -> Result<(), Error> {
             window_seconds: config::or("WINDOW_SECONDS", 300)?,
             default_grace_seconds: config::or("CERTIFICATE_GRACE_SECONDS", 24 * 3600)?,
             allow_http_webhooks: config::or("ALLOW_HTTP_WEBHOOKS", false)?,
+            firmware_signing_key: std::env::var("FIRMWARE_SIGNING_PUBLIC_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty()),
         },
     );
     let api = &api;
@@ -44,6 +48,8 @@ pub fn tables() -> Result<Tables, config::ConfigError> {
         audit: config::required("AUDIT_TABLE")?,
         webhooks: config::required("WEBHOOKS_TABLE")?,
         commands: config::required("COMMANDS_TABLE")?,
+        firmware: config::required("FIRMWARE_TABLE")?,
+        firmware_bucket: config::required("FIRMWARE_BUCKET")?,
     })
 }
 

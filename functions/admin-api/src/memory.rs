@@ -47,6 +47,7 @@ pub struct MemoryBackend {
     /// When set, publishing fails.
     pub publish_down: Mutex<bool>,
     pub commands: Mutex<BTreeMap<(String, String), Command>>,
+    pub firmware: Mutex<BTreeMap<String, Artifact>>,
 }
 
 fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
@@ -634,5 +635,31 @@ impl Commands for MemoryBackend {
             command.error = Some(error.to_owned());
         }
         Ok(())
+    }
+}
+
+impl FirmwareStore for MemoryBackend {
+    async fn put_artifact(&self, artifact: &Artifact) -> Result<bool, PortError> {
+        let mut firmware = self.firmware.lock().unwrap();
+        if firmware.contains_key(&artifact.version) {
+            return Ok(false);
+        }
+        firmware.insert(artifact.version.clone(), artifact.clone());
+        Ok(true)
+    }
+
+    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
+        Ok(self.firmware.lock().unwrap().get(version).cloned())
+    }
+
+    async fn artifacts(&self) -> Result<Vec<Artifact>, PortError> {
+        Ok(self.firmware.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn upload_url(&self, key: &str, expires: chrono::Duration) -> Result<String, PortError> {
+        Ok(format!(
+            "https://firmware.example/{key}?expires={}",
+            expires.num_seconds()
+        ))
     }
 }

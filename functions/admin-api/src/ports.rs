@@ -477,3 +477,24 @@ pub trait Commands {
         error: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+pub use hub_fleet::firmware::Artifact;
+
+pub trait FirmwareStore {
+    /// Registers a version; false if it is taken.
+    fn put_artifact(
+        &self,
+        artifact: &Artifact,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn artifact(
+        &self,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
+    fn artifacts(&self) -> impl Future<Output = Result<Vec<Artifact>, PortError>> + Send;
+    /// A presigned URL to PUT the object `key` to, working for `expires`.
+    fn upload_url(
+        &self,
+        key: &str,
+        expires: chrono::Duration,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}

@@ -33,6 +33,9 @@ pub enum Operation {
     SendCommand,
     ListCommands,
     GetCommand,
+    RegisterFirmware,
+    ListFirmware,
+    GetFirmware,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +104,8 @@ const fn route(
 use Operation::*;
 use Role::*;
 
-/// Viewers read; operators manage devices, quarantine and alerts; admins hold credentials.
+/// Viewers read; operators manage devices, quarantine, shadows, commands and alerts;
+/// admins hold credentials and firmware.
 pub const ROUTES: &[Route] = &[
     route("POST", "/v1/devices", Operator, RegisterDevice),
     route("GET", "/v1/devices", Viewer, ListDevices),
@@ -155,6 +159,9 @@ pub const ROUTES: &[Route] = &[
         Viewer,
         GetCommand,
     ),
+    route("POST", "/v1/firmware", Admin, RegisterFirmware),
+    route("GET", "/v1/firmware", Viewer, ListFirmware),
+    route("GET", "/v1/firmware/{version}", Viewer, GetFirmware),
     route("GET", "/v1/query", Viewer, QueryHistory),
     route("POST", "/v1/alerts", Operator, CreateAlertRule),
     route("GET", "/v1/alerts", Viewer, ListAlerts),
@@ -195,7 +202,8 @@ mod tests {
                 .path
                 .replace("{id}", "dev-1")
                 .replace("{certId}", "abc")
-                .replace("{commandId}", "c-1");
+                .replace("{commandId}", "c-1")
+                .replace("{version}", "1.0.0");
             let (found, _) = resolve(route.method, &concrete).unwrap();
             assert_eq!(found.key(), route.key());
             assert_eq!(by_key(&route.key()).unwrap().operation, route.operation);

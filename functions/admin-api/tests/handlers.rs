@@ -1221,3 +1221,76 @@ async fn commands_are_recorded_then_published_and_a_failed_publish_reads_undeliv
     }
     assert_eq!(api.backend.published.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url() {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use hub_fleet::firmware::{digest_of, sign_digest};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let public = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let api = Api::new(
+        MemoryBackend::default(),
+        ApiConfig {
+            firmware_signing_key: Some(STANDARD.encode(public)),
+            ..ApiConfig::default()
+        },
+    );
+    let (sha256, size) = digest_of(b"image bytes");
+    let signature = sign_digest(pkcs8.as_ref(), &sha256).unwrap();
+    let body = json!({"version": "2.1.0", "device_type": "env-sensor", "sha256": sha256.to_uppercase(),
+                      "size": size, "signature": signature});
+    let created = call(&api, Role::Admin, "POST", "/v1/firmware", body.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["status"], "pending_upload");
+    assert_eq!(created.body["signature_verified"], true);
+    assert_eq!(created.body["sha256"], sha256.as_str());
+    assert_eq!(
+        created.body["s3_key"],
+        format!("firmware/2.1.0/{sha256}.bin")
+    );
+    assert!(created.body["upload"]["url"]
+        .as_str()
+        .unwrap()
+        .contains(&sha256));
+
+    let again = call(&api, Role::Admin, "POST", "/v1/firmware", body.clone()).await;
+    assert_error(&again, 409, None);
+    let operator = call(&api, Role::Operator, "POST", "/v1/firmware", body.clone()).await;
+    assert_error(&operator, 403, None);
+    let other = sign_digest(pkcs8.as_ref(), &"00".repeat(32)).unwrap();
+    for (patch, field) in [
+        (json!({"version": "2.2.0", "signature": other}), "signature"),
+        (
+            json!({"version": "2.2.0", "signature": "c2hvcnQ="}),
+            "signature",
+        ),
+        (json!({"version": "2.2.0", "sha256": "xyz"}), "sha256"),
+        (json!({"version": "2.2.0", "size": 0}), "size"),
+        (json!({"version": "a/b"}), "version"),
+        (
+            json!({"version": "2.2.0", "device_type": "Env Sensor"}),
+            "device_type",
+        ),
+    ] {
+        let mut bad = body.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let reply = call(&api, Role::Admin, "POST", "/v1/firmware", bad).await;
+        assert_error(&reply, 400, Some(field));
+    }
+    assert_eq!(api.backend.firmware.lock().unwrap().len(), 1);
+    let shown = call(&api, Role::Viewer, "GET", "/v1/firmware/2.1.0", Value::Null).await;
+    assert_eq!(shown.body["version"], "2.1.0");
+    assert!(shown.body.get("upload").is_none());
+    let listed = call(&api, Role::Viewer, "GET", "/v1/firmware", Value::Null).await;
+    assert_eq!(listed.body["firmware"].as_array().unwrap().len(), 1);
+    let missing = call(&api, Role::Viewer, "GET", "/v1/firmware/9.9.9", Value::Null).await;
+    assert_error(&missing, 404, None);
+}

@@ -11,7 +11,11 @@ use chrono::{DateTime, Utc};
 use hub_fleet::{
     command::{AckOutcome, CommandAck},
     commands_table::DynamoCommands,
+    firmware::{hex, Artifact},
+    firmware_table::DynamoFirmware,
 };
+
+use crate::firmware::{FirmwareChecks, ImageDigest};
 
 use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
 
@@ -88,5 +92,64 @@ impl CommandAnswers for DynamoCommands {
         DynamoCommands::record_ack(self, ack, now)
             .await
             .map_err(|e| PortError::new("command answer", e))
+    }
+}
+
+/// The firmware table and bucket, for the upload check.
+pub struct FirmwareImages {
+    pub table: DynamoFirmware,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl FirmwareChecks for FirmwareImages {
+    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
+        self.table
+            .get(version)
+            .await
+            .map_err(|e| PortError::new("firmware read", e))
+    }
+
+    /// Streams the object through SHA-256: images are never held whole in memory.
+    async fn digest(&self, bucket: &str, key: &str) -> Result<ImageDigest, PortError> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                PortError::new(
+                    "firmware image read",
+                    aws_sdk_s3::error::DisplayErrorContext(e),
+                )
+            })?;
+        let mut body = object.body;
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut size = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| PortError::new("firmware image read", e))?
+        {
+            size += chunk.len() as u64;
+            context.update(&chunk);
+        }
+        Ok(ImageDigest {
+            size,
+            sha256: hex(context.finish().as_ref()),
+        })
+    }
+
+    async fn set_checked(
+        &self,
+        version: &str,
+        outcome: Result<(), String>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        self.table
+            .set_checked(version, outcome, at)
+            .await
+            .map_err(|e| PortError::new("firmware write", e))
     }
 }

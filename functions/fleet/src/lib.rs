@@ -4,11 +4,14 @@
 //! `last_seen`. Events can arrive late or twice (the rule invokes asynchronously), so an
 //! event only applies if it is newer than the one the row holds.
 //!
+//! Firmware uploads: the firmware bucket's notifications; see [`firmware`].
+//!
 //! Command answers: a device answers a command on `devices/{id}/commands/ack`; the ack
 //! rule adds the device id from the topic and hands it here to be recorded
 //! ([`hub_fleet::command`] says which answers count).
 
 pub mod aws;
+pub mod firmware;
 pub mod memory;
 
 use std::future::Future;
@@ -145,19 +148,26 @@ pub trait CommandAnswers {
 pub enum Outcome {
     Presence(Applied),
     Answer(AckOutcome),
+    Firmware(Vec<firmware::Checked>),
     /// A device's answer that is not one (bad JSON shape, oversized result); logged
     /// with the reason. Retrying cannot fix it, so it is not an error to the runtime.
     AnswerRefused(String),
 }
 
-/// Handles one event from either rule: presence events carry `eventType`, command
-/// answers `command_id`.
-pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers>(
+/// Handles one event: presence events carry `eventType`, command answers `command_id`,
+/// firmware bucket notifications `Records` from `aws:s3`.
+pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers, F: firmware::FirmwareChecks>(
     registry: &S,
     commands: &C,
+    images: &F,
     event: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Outcome, FleetError> {
+    if firmware::is_s3_event(&event) {
+        return Ok(Outcome::Firmware(
+            firmware::handle(images, event, now).await?,
+        ));
+    }
     if event.get("eventType").is_some() {
         return handle(registry, event).await.map(Outcome::Presence);
     }

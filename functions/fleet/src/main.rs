@@ -1,7 +1,8 @@
-//! Wires the devices and commands tables to the fleet handlers and hands it to the Lambda runtime.
+//! Wires the devices, commands and firmware tables and the firmware bucket to the fleet
+//! handlers and hands it to the Lambda runtime.
 
-use fleet::aws::DynamoRegistry;
-use hub_fleet::commands_table::DynamoCommands;
+use fleet::aws::{DynamoRegistry, FirmwareImages};
+use hub_fleet::{commands_table::DynamoCommands, firmware_table::DynamoFirmware};
 use hub_runtime::{config, AwsEnv};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -17,13 +18,26 @@ async fn main() -> Result<(), Error> {
         client: aws_sdk_dynamodb::Client::new(&aws.sdk),
         table: config::required("COMMANDS_TABLE")?,
     };
-    let (registry, commands) = (&registry, &commands);
+    let images = FirmwareImages {
+        table: DynamoFirmware {
+            client: aws_sdk_dynamodb::Client::new(&aws.sdk),
+            table: config::required("FIRMWARE_TABLE")?,
+        },
+        s3: aws.s3(),
+    };
+    let (registry, commands, images) = (&registry, &commands, &images);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            fleet::dispatch(registry, commands, event.payload, chrono::Utc::now())
-                .await
-                .map(|outcome| serde_json::json!({ "outcome": format!("{outcome:?}") }))
-                .map_err(Error::from)
+            fleet::dispatch(
+                registry,
+                commands,
+                images,
+                event.payload,
+                chrono::Utc::now(),
+            )
+            .await
+            .map(|outcome| serde_json::json!({ "outcome": format!("{outcome:?}") }))
+            .map_err(Error::from)
         },
     ))
     .await

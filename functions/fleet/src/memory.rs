@@ -7,7 +7,12 @@ use hub_runtime::PortError;
 use chrono::{DateTime, Utc};
 use hub_fleet::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus};
 
-use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
+use hub_fleet::firmware::{Artifact, ArtifactStatus};
+
+use crate::{
+    firmware::{FirmwareChecks, ImageDigest},
+    Applied, CommandAnswers, ConnectivityStore, PresenceChange,
+};
 
 #[derive(Default)]
 pub struct MemoryRegistry {
@@ -59,5 +64,56 @@ impl CommandAnswers for MemoryCommands {
             command.result = ack.result.clone();
         }
         Ok(outcome)
+    }
+}
+
+/// Firmware artifacts and the images in the bucket, in memory.
+#[derive(Default)]
+pub struct MemoryFirmware {
+    pub artifacts: Mutex<HashMap<String, Artifact>>,
+    /// (bucket, key) -> image bytes.
+    pub objects: Mutex<HashMap<(String, String), Vec<u8>>>,
+}
+
+impl FirmwareChecks for MemoryFirmware {
+    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
+        Ok(self.artifacts.lock().unwrap().get(version).cloned())
+    }
+
+    async fn digest(&self, bucket: &str, key: &str) -> Result<ImageDigest, PortError> {
+        let objects = self.objects.lock().unwrap();
+        let image = objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .ok_or_else(|| PortError::new("firmware image read", "NoSuchKey"))?;
+        Ok(ImageDigest {
+            size: image.len() as u64,
+            sha256: hub_fleet::firmware::hex(
+                ring::digest::digest(&ring::digest::SHA256, image).as_ref(),
+            ),
+        })
+    }
+
+    async fn set_checked(
+        &self,
+        version: &str,
+        outcome: Result<(), String>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut artifacts = self.artifacts.lock().unwrap();
+        let Some(artifact) = artifacts
+            .get_mut(version)
+            .filter(|a| a.status == ArtifactStatus::PendingUpload)
+        else {
+            return Ok(false);
+        };
+        match outcome {
+            Ok(()) => artifact.status = ArtifactStatus::Ready,
+            Err(reason) => {
+                artifact.status = ArtifactStatus::Rejected;
+                artifact.reason = Some(reason);
+            }
+        }
+        artifact.checked_at = Some(at);
+        Ok(true)
     }
 }

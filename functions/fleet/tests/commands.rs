@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use fleet::{
     dispatch,
-    memory::{MemoryCommands, MemoryRegistry},
+    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry},
     Outcome,
 };
 use hub_fleet::command::{AckOutcome, Command, CommandStatus};
@@ -20,19 +20,16 @@ fn fixture() -> Value {
 }
 
 fn sent(device: &str, id: &str, issued_at: DateTime<Utc>) -> Command {
-    Command {
-        device_id: device.into(),
-        command_id: id.into(),
-        name: "set_interval".into(),
-        params: json!({"seconds": 30}),
-        status: CommandStatus::Sent,
+    let params = json!({"seconds": 30});
+    Command::sent(
+        device,
+        id,
+        "set_interval",
+        params,
         issued_at,
-        expires_at: issued_at + Duration::seconds(60),
-        issued_by: "ops".into(),
-        answered_at: None,
-        result: None,
-        error: None,
-    }
+        Duration::seconds(60),
+        "ops",
+    )
 }
 
 fn store(commands: &[Command]) -> MemoryCommands {
@@ -56,21 +53,35 @@ async fn an_answer_is_recorded_once() {
     let registry = MemoryRegistry::default();
     let at = issued + Duration::seconds(2);
     assert_eq!(
-        dispatch(&registry, &commands, event.clone(), at)
-            .await
-            .unwrap(),
+        dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            event.clone(),
+            at
+        )
+        .await
+        .unwrap(),
         Outcome::Answer(AckOutcome::Recorded)
     );
     assert_eq!(
-        dispatch(&registry, &commands, event.clone(), at)
-            .await
-            .unwrap(),
+        dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            event.clone(),
+            at
+        )
+        .await
+        .unwrap(),
         Outcome::Answer(AckOutcome::Duplicate)
     );
     let mut other = event;
     other["status"] = json!("failed");
     assert_eq!(
-        dispatch(&registry, &commands, other, at).await.unwrap(),
+        dispatch(&registry, &commands, &MemoryFirmware::default(), other, at)
+            .await
+            .unwrap(),
         Outcome::Answer(AckOutcome::Conflict(CommandStatus::Succeeded))
     );
     let held = commands.commands.lock().unwrap()[&("sensor-0042".to_owned(), id)].clone();
@@ -90,15 +101,27 @@ async fn late_unknown_and_foreign_answers_are_not_recorded() {
     let mut foreign = event.clone();
     foreign["device_id"] = json!("sensor-0043");
     assert_eq!(
-        dispatch(&registry, &commands, foreign, issued)
-            .await
-            .unwrap(),
+        dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            foreign,
+            issued
+        )
+        .await
+        .unwrap(),
         Outcome::Answer(AckOutcome::UnknownCommand)
     );
     assert_eq!(
-        dispatch(&registry, &commands, event, issued + Duration::seconds(61))
-            .await
-            .unwrap(),
+        dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            event,
+            issued + Duration::seconds(61)
+        )
+        .await
+        .unwrap(),
         Outcome::Answer(AckOutcome::Late)
     );
     let held = commands.commands.lock().unwrap()[&("sensor-0042".to_owned(), id)].clone();
@@ -120,17 +143,27 @@ async fn malformed_answers_are_refused_with_a_reason_and_strangers_are_errors() 
         json!({"command_id": "", "device_id": "d", "status": "failed"}),
         json!({"command_id": "c", "device_id": "d", "status": "failed", "result": "x".repeat(5000)}),
     ] {
-        match dispatch(&registry, &commands, bad.clone(), Utc::now())
-            .await
-            .unwrap()
+        match dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            bad.clone(),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
         {
             Outcome::AnswerRefused(reason) => assert!(!reason.is_empty(), "{bad}"),
             other => panic!("{bad}: {other:?}"),
         }
     }
-    assert!(
-        dispatch(&registry, &commands, json!({"hello": 1}), Utc::now())
-            .await
-            .is_err()
-    );
+    assert!(dispatch(
+        &registry,
+        &commands,
+        &MemoryFirmware::default(),
+        json!({"hello": 1}),
+        Utc::now()
+    )
+    .await
+    .is_err());
 }

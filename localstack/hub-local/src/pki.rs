@@ -23,9 +23,13 @@ pub const SERVER_KEY: &str = "mosquitto.key";
 pub const BRIDGE_CERT: &str = "bridge.pem";
 pub const BRIDGE_KEY: &str = "bridge.key";
 pub const CRL: &str = "crl.pem";
+/// The local stack's firmware signing key (PKCS#8 DER) and its public half (base64 of
+/// the raw 32 bytes, the template's `FirmwareSigningPublicKey`).
+pub const FIRMWARE_SIGNING_KEY: &str = "firmware-signing.pk8";
+pub const FIRMWARE_SIGNING_PUBLIC_KEY: &str = "firmware-signing.pub";
 
-/// Creates the CA, the broker's server certificate, the bridge's client certificate and
-/// an empty CRL in `pki_dir`, and writes the emulator's IoT state seed to `seed_file`.
+/// Creates the CA, the broker's server certificate, the bridge's client certificate, an
+/// empty CRL and the firmware signing key in `pki_dir`, and writes the emulator's IoT state seed to `seed_file`.
 pub fn init(pki_dir: &Path, seed_file: &Path, bridge_username: &str) -> Result<()> {
     fs::create_dir_all(pki_dir)?;
     let ca_key = KeyPair::generate()?;
@@ -59,6 +63,20 @@ pub fn init(pki_dir: &Path, seed_file: &Path, bridge_username: &str) -> Result<(
     leaf(&issuer, bridge, pki_dir, BRIDGE_CERT, BRIDGE_KEY)?;
 
     write_crl(pki_dir, 1, &[])?;
+
+    let signing = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .map_err(|_| anyhow::anyhow!("generating the firmware signing key"))?;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(signing.as_ref())
+        .map_err(|_| anyhow::anyhow!("reading the firmware signing key"))?;
+    hub_mqtt::write_private(&pki_dir.join(FIRMWARE_SIGNING_KEY), signing.as_ref())?;
+    {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        fs::write(
+            pki_dir.join(FIRMWARE_SIGNING_PUBLIC_KEY),
+            base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref()),
+        )?;
+    }
 
     // The emulator restores its IoT CA from this file at start (PERSIST_STATE=1).
     let seed = serde_json::json!({

@@ -87,6 +87,31 @@ pub struct Command {
 }
 
 impl Command {
+    /// A command about to be published: sent, not answered, expiring `ttl` after `issued_at`.
+    pub fn sent(
+        device_id: &str,
+        command_id: &str,
+        name: &str,
+        params: Value,
+        issued_at: DateTime<Utc>,
+        ttl: chrono::Duration,
+        issued_by: &str,
+    ) -> Self {
+        Self {
+            device_id: device_id.to_owned(),
+            command_id: command_id.to_owned(),
+            name: name.to_owned(),
+            params,
+            status: CommandStatus::Sent,
+            issued_at,
+            expires_at: issued_at + ttl,
+            issued_by: issued_by.to_owned(),
+            answered_at: None,
+            result: None,
+            error: None,
+        }
+    }
+
     /// What the device receives.
     pub fn message(&self) -> CommandMessage {
         CommandMessage {
@@ -221,20 +246,16 @@ mod tests {
     use serde_json::json;
 
     fn command(status: CommandStatus) -> Command {
-        let issued_at = Utc::now();
-        Command {
-            device_id: "d1".into(),
-            command_id: "c1".into(),
-            name: "reboot".into(),
-            params: json!({}),
-            status,
-            issued_at,
-            expires_at: issued_at + Duration::seconds(60),
-            issued_by: "ops".into(),
-            answered_at: None,
-            result: None,
-            error: None,
-        }
+        let sent = Command::sent(
+            "d1",
+            "c1",
+            "reboot",
+            json!({}),
+            Utc::now(),
+            Duration::seconds(60),
+            "ops",
+        );
+        Command { status, ..sent }
     }
 
     fn ack(status: AckStatus) -> CommandAck {

@@ -238,19 +238,15 @@ mod tests {
         let issued_at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let mut command = Command {
-            device_id: "d1".into(),
-            command_id: "0190-c".into(),
-            name: "set_interval".into(),
-            params: json!({"seconds": 30}),
-            status: CommandStatus::Sent,
+        let mut command = Command::sent(
+            "d1",
+            "0190-c",
+            "set_interval",
+            json!({"seconds": 30}),
             issued_at,
-            expires_at: issued_at + Duration::seconds(300),
-            issued_by: "client-1".into(),
-            answered_at: None,
-            result: None,
-            error: None,
-        };
+            Duration::seconds(300),
+            "client-1",
+        );
         assert_eq!(from_item(&to_item(&command)).unwrap(), command);
         command.status = CommandStatus::Failed;
         command.answered_at = Some(issued_at + Duration::seconds(2));

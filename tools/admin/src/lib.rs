@@ -121,6 +121,58 @@ impl AdminClient {
         Ok(token.access_token)
     }
 
+    /// PUTs `body` to a presigned upload URL (no token: the URL carries its signature).
+    pub async fn upload(&self, url: &str, body: Vec<u8>) -> Result<()> {
+        let response = self
+            .http
+            .put(url)
+            .body(body)
+            .send()
+            .await
+            .context("uploading")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("upload refused ({status}): {}", response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Registers a firmware image (its digest signed with the PKCS#8 Ed25519 key
+    /// `signing_key`), uploads it, and returns the artifact once the hub has checked the
+    /// upload (`ready` or `rejected`), or after `wait` if it has not.
+    pub async fn add_firmware(
+        &self,
+        version: &str,
+        device_type: &str,
+        image: Vec<u8>,
+        signing_key: &[u8],
+        wait: Duration,
+    ) -> Result<Value> {
+        let (sha256, size) = hub_fleet::firmware::digest_of(&image);
+        let signature = hub_fleet::firmware::sign_digest(signing_key, &sha256)?;
+        let registered = self
+            .post(
+                "/v1/firmware",
+                &serde_json::json!({"version": version, "device_type": device_type,
+                    "sha256": sha256, "size": size, "signature": signature}),
+            )
+            .await?
+            .ok()?;
+        let url = registered["upload"]["url"]
+            .as_str()
+            .context("no upload URL in the answer")?;
+        self.upload(url, image).await?;
+        let path = format!("/v1/firmware/{version}");
+        let deadline = Instant::now() + wait;
+        loop {
+            let artifact = self.get(&path).await?.ok()?;
+            if artifact["status"] != "pending_upload" || Instant::now() >= deadline {
+                return Ok(artifact);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// Sends one request with a bearer token; `path` starts with `/v1/`.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
         let token = self.token().await?;

@@ -132,8 +132,31 @@ enum Command {
     /// Alerts and alert rules.
     #[command(subcommand)]
     Alerts(AlertCommand),
+    /// Firmware artifacts.
+    #[command(subcommand)]
+    Firmware(FirmwareCommand),
     /// Print an access token (for scripts).
     Token,
+}
+
+#[derive(Subcommand)]
+enum FirmwareCommand {
+    /// Register an image (its SHA-256, signed with the Ed25519 key), upload it, and wait
+    /// for the hub's check of the upload.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        version: String,
+        #[arg(long = "type")]
+        device_type: String,
+        /// PKCS#8 (DER) Ed25519 private key; the local stack writes one.
+        #[arg(long, env = "HUB_FIRMWARE_SIGNING_KEY")]
+        signing_key: PathBuf,
+    },
+    /// List artifacts, newest first.
+    List,
+    /// Show one artifact and its status.
+    Get { version: String },
 }
 
 #[derive(Subcommand)]
@@ -472,6 +495,31 @@ async fn main() -> Result<()> {
                 ])
             );
             print(&client.get(&path).await?.ok()?);
+        }
+        Command::Firmware(FirmwareCommand::Add {
+            file,
+            version,
+            device_type,
+            signing_key,
+        }) => {
+            let image =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let key = std::fs::read(&signing_key)
+                .with_context(|| format!("reading {}", signing_key.display()))?;
+            let artifact = client
+                .add_firmware(
+                    &version,
+                    &device_type,
+                    image,
+                    &key,
+                    std::time::Duration::from_secs(60),
+                )
+                .await?;
+            print(&artifact);
+        }
+        Command::Firmware(FirmwareCommand::List) => print(&client.get("/v1/firmware").await?.ok()?),
+        Command::Firmware(FirmwareCommand::Get { version }) => {
+            print(&client.get(&format!("/v1/firmware/{version}")).await?.ok()?)
         }
         Command::Alerts(command) => {
             let value = match command {

@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod credentials;
 mod data;
+mod firmware;
 mod history;
 mod iot;
 mod registry;
@@ -12,7 +13,7 @@ mod webhooks;
 
 use hub_credentials::dynamodb::DynamoApiKeys;
 use hub_detection::{rules_table::DynamoRules, webhooks_table::DynamoWebhooks};
-use hub_fleet::commands_table::DynamoCommands;
+use hub_fleet::{commands_table::DynamoCommands, firmware_table::DynamoFirmware};
 
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
@@ -25,6 +26,9 @@ pub struct Tables {
     pub audit: String,
     pub webhooks: String,
     pub commands: String,
+    pub firmware: String,
+    /// Where firmware images are uploaded.
+    pub firmware_bucket: String,
 }
 
 pub struct AwsBackend {
@@ -32,6 +36,8 @@ pub struct AwsBackend {
     pub iot: aws_sdk_iot::Client,
     /// Shadows and publishing; on AWS its endpoint is the account's IoT data endpoint.
     pub data: aws_sdk_iotdataplane::Client,
+    /// Presigns firmware uploads.
+    pub s3: aws_sdk_s3::Client,
     pub tables: Tables,
     /// The IoT policy every device certificate gets.
     pub device_policy: String,
@@ -41,6 +47,7 @@ pub struct AwsBackend {
     rules: DynamoRules,
     hooks: DynamoWebhooks,
     commands: DynamoCommands,
+    firmware: DynamoFirmware,
 }
 
 impl AwsBackend {
@@ -48,6 +55,7 @@ impl AwsBackend {
         dynamodb: aws_sdk_dynamodb::Client,
         iot: aws_sdk_iot::Client,
         data: aws_sdk_iotdataplane::Client,
+        s3: aws_sdk_s3::Client,
         tables: Tables,
         device_policy: String,
         audit_retention_days: i64,
@@ -56,6 +64,10 @@ impl AwsBackend {
             commands: DynamoCommands {
                 client: dynamodb.clone(),
                 table: tables.commands.clone(),
+            },
+            firmware: DynamoFirmware {
+                client: dynamodb.clone(),
+                table: tables.firmware.clone(),
             },
             api_keys: DynamoApiKeys {
                 client: dynamodb.clone(),
@@ -72,6 +84,7 @@ impl AwsBackend {
             dynamodb,
             iot,
             data,
+            s3,
             tables,
             device_policy,
             audit_retention_days,

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
         aws_sdk_dynamodb::Client::new(&aws.sdk),
         aws_sdk_iot::Client::new(&aws.sdk),
         aws_sdk_iotdataplane::Client::new(&aws.sdk),
+        aws.s3(),
         tables,
         config::required("DEVICE_POLICY")?,
         0,

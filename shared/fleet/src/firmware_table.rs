@@ -1,0 +1,158 @@
+//! Firmware artifacts in their table, keyed by version.
+
+use aws_sdk_dynamodb::{
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    Client,
+};
+use chrono::{DateTime, Utc};
+use hub_runtime::dynamodb::{n, number, s, string, Item};
+
+use crate::firmware::{Artifact, ArtifactStatus};
+
+#[derive(Clone, Debug)]
+pub struct DynamoFirmware {
+    pub client: Client,
+    pub table: String,
+}
+
+fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
+    Some(
+        DateTime::parse_from_rfc3339(&string(item, name)?)
+            .ok()?
+            .with_timezone(&Utc),
+    )
+}
+
+pub fn from_item(item: &Item) -> Option<Artifact> {
+    Some(Artifact {
+        version: string(item, "artifact_id")?,
+        device_type: string(item, "device_type")?,
+        sha256: string(item, "sha256")?,
+        size: number(item, "size")?,
+        signature: string(item, "signature")?,
+        signature_verified: item
+            .get("signature_verified")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        status: ArtifactStatus::from_name(&string(item, "status")?)?,
+        reason: string(item, "reason"),
+        s3_key: string(item, "s3_key")?,
+        created_at: time(item, "created_at")?,
+        created_by: string(item, "created_by").unwrap_or_default(),
+        checked_at: time(item, "checked_at"),
+    })
+}
+
+pub fn to_item(artifact: &Artifact) -> Item {
+    let mut item = Item::from([
+        ("artifact_id".to_owned(), s(&artifact.version)),
+        ("device_type".to_owned(), s(&artifact.device_type)),
+        ("sha256".to_owned(), s(&artifact.sha256)),
+        ("size".to_owned(), n(artifact.size)),
+        ("signature".to_owned(), s(&artifact.signature)),
+        (
+            "signature_verified".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(artifact.signature_verified),
+        ),
+        ("status".to_owned(), s(artifact.status.as_str())),
+        ("s3_key".to_owned(), s(&artifact.s3_key)),
+        ("created_at".to_owned(), s(artifact.created_at.to_rfc3339())),
+        ("created_by".to_owned(), s(&artifact.created_by)),
+    ]);
+    if let Some(reason) = &artifact.reason {
+        item.insert("reason".into(), s(reason));
+    }
+    if let Some(at) = artifact.checked_at {
+        item.insert("checked_at".into(), s(at.to_rfc3339()));
+    }
+    item
+}
+
+fn failed_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(err, SdkError::ServiceError(e)
+        if e.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+impl DynamoFirmware {
+    /// Registers a version; false if it is taken.
+    pub async fn put(&self, artifact: &Artifact) -> Result<bool, String> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(artifact)))
+            .condition_expression("attribute_not_exists(artifact_id)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) => Err(DisplayErrorContext(err).to_string()),
+        }
+    }
+
+    pub async fn get(&self, version: &str) -> Result<Option<Artifact>, String> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("artifact_id", s(version))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(e).to_string())?;
+        Ok(output.item.as_ref().and_then(from_item))
+    }
+
+    pub async fn all(&self) -> Result<Vec<Artifact>, String> {
+        let mut artifacts = Vec::new();
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| DisplayErrorContext(e).to_string())?;
+            artifacts.extend(from_item(&item));
+        }
+        Ok(artifacts)
+    }
+
+    /// Records the upload check, once: only a pending artifact moves, so a second upload
+    /// to the same key cannot turn a rejected artifact ready or the other way.
+    pub async fn set_checked(
+        &self,
+        version: &str,
+        outcome: Result<(), String>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, String> {
+        let (status, reason) = match outcome {
+            Ok(()) => (ArtifactStatus::Ready, None),
+            Err(reason) => (ArtifactStatus::Rejected, Some(reason)),
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("artifact_id", s(version))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(ArtifactStatus::PendingUpload.as_str()))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":at", s(at.to_rfc3339()));
+        update = match reason {
+            Some(reason) => update
+                .update_expression("SET #status = :status, checked_at = :at, reason = :reason")
+                .expression_attribute_values(":reason", s(reason)),
+            None => update.update_expression("SET #status = :status, checked_at = :at"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) => Err(DisplayErrorContext(err).to_string()),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Firmware artifacts end to end: registration through the API with a signature over the
+//! image's digest, upload through the presigned URL into the emulator's S3, and the
+//! fleet function's check (fed by the bucket's notification) making it ready, or
+//! rejected when the bytes are not the ones registered.
+
+use std::time::Duration;
+
+use hub_e2e::{admin::Role, unique, Stack};
+use hub_fleet::firmware::{digest_of, sign_digest};
+use serde_json::json;
+
+fn signing_key(stack: &Stack) -> Vec<u8> {
+    std::fs::read(stack.dir.join("pki/firmware-signing.pk8")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_image_is_checked_before_it_is_ready() {
+    let stack = Stack::from_env().await.unwrap();
+    let admin = stack.admin_client(Role::Admin).unwrap();
+    let viewer = stack.admin_client(Role::Viewer).unwrap();
+    let operator = stack.admin_client(Role::Operator).unwrap();
+    let key = signing_key(&stack);
+    let image: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+
+    let version = unique("2.1.0-e2e");
+    let ready = admin
+        .add_firmware(
+            &version,
+            "env-sensor",
+            image.clone(),
+            &key,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["signature_verified"], true, "{ready}");
+    assert_eq!(ready["size"], image.len());
+    let listed = viewer.get("/v1/firmware").await.unwrap().ok().unwrap();
+    assert!(listed["firmware"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["version"] == version.as_str()));
+
+    // Registered for one image, sent another: rejected, with the reason.
+    let tampered_version = unique("2.2.0-e2e");
+    let (sha256, size) = digest_of(&image);
+    let registered = admin
+        .post(
+            "/v1/firmware",
+            &json!({"version": tampered_version, "device_type": "env-sensor", "sha256": sha256,
+                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(registered["status"], "pending_upload");
+    let mut tampered = image.clone();
+    tampered[1000] ^= 0xff;
+    admin
+        .upload(registered["upload"]["url"].as_str().unwrap(), tampered)
+        .await
+        .unwrap();
+    let path = format!("/v1/firmware/{tampered_version}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rejected = loop {
+        let artifact = viewer.get(&path).await.unwrap().ok().unwrap();
+        if artifact["status"] != "pending_upload" {
+            break artifact;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not checked in 30 s: {artifact}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("SHA-256"),
+        "{rejected}"
+    );
+
+    // A signature that does not verify, a taken version, a non-admin: refused, nothing made.
+    let forged = admin
+        .post(
+            "/v1/firmware",
+            &json!({"version": unique("3.0.0"), "device_type": "env-sensor", "sha256": "ab".repeat(32),
+                    "size": 10, "signature": sign_digest(&key, &sha256).unwrap()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 400, "{}", forged.body);
+    assert_eq!(forged.body["error"]["field"], "signature");
+    let again = admin
+        .post(
+            "/v1/firmware",
+            &json!({"version": version, "device_type": "env-sensor", "sha256": sha256,
+                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, 409, "{}", again.body);
+    let not_admin = operator
+        .post(
+            "/v1/firmware",
+            &json!({"version": unique("4.0.0"), "device_type": "env-sensor", "sha256": sha256,
+                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(not_admin.status, 403);
+    let unknown = viewer.get("/v1/firmware/9.9.9-none").await.unwrap();
+    assert_eq!(unknown.status, 404);
+}
