@@ -19,6 +19,7 @@ pub mod memory;
 pub mod ports;
 pub mod query;
 pub mod request;
+pub mod rollouts;
 pub mod routes;
 pub mod shadow;
 pub mod sweeper;
@@ -27,7 +28,7 @@ pub mod webhooks;
 use chrono::{DateTime, Utc};
 use error::ApiError;
 pub use ports::{Alerts, Commands, Credentials, DeviceData, History, Registry, Things};
-use ports::{AuditEntry, AuditLog, FirmwareStore, WebhookStore};
+use ports::{AuditEntry, AuditLog, FirmwareStore, RolloutStore, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
@@ -42,6 +43,7 @@ pub trait Backend:
     + DeviceData
     + Commands
     + FirmwareStore
+    + RolloutStore
     + AuditLog
     + Sync
 {
@@ -56,6 +58,7 @@ impl<
             + DeviceData
             + Commands
             + FirmwareStore
+            + RolloutStore
             + AuditLog
             + Sync,
     > Backend for T
@@ -188,6 +191,10 @@ impl<B: Backend> Api<B> {
             }
             Operation::ListFirmware => firmware::list(b).await,
             Operation::GetFirmware => firmware::get(b, request).await,
+            Operation::StartRollout => rollouts::create(b, request, now).await,
+            Operation::ListRollouts => rollouts::list(b).await,
+            Operation::GetRollout => rollouts::get(b, request).await,
+            Operation::CancelRollout => rollouts::cancel(b, request, now).await,
             Operation::ResolveAlert => {
                 alerts::transition(b, request, hub_detection::alert::AlertAction::Resolve, now)
                     .await

@@ -50,6 +50,10 @@ pub fn tables() -> Result<Tables, config::ConfigError> {
         commands: config::required("COMMANDS_TABLE")?,
         firmware: config::required("FIRMWARE_TABLE")?,
         firmware_bucket: config::required("FIRMWARE_BUCKET")?,
+        rollouts: config::required("ROLLOUTS_TABLE")?,
+        rollout_devices: config::required("ROLLOUT_DEVICES_TABLE")?,
+        jobs_presign_role_arn: config::required("JOBS_PRESIGN_ROLE_ARN")?,
+        iot_arn_prefix: config::required("IOT_ARN_PREFIX")?,
     })
 }
 

@@ -48,6 +48,12 @@ pub struct MemoryBackend {
     pub publish_down: Mutex<bool>,
     pub commands: Mutex<BTreeMap<(String, String), Command>>,
     pub firmware: Mutex<BTreeMap<String, Artifact>>,
+    pub rollouts: Mutex<BTreeMap<String, Rollout>>,
+    /// (rollout, device) -> row.
+    pub rollout_rows: Mutex<BTreeMap<(String, String), DeviceRow>>,
+    /// Job id -> (targets: the group, version); cancelled job ids apart.
+    pub jobs: Mutex<BTreeMap<String, (String, String)>>,
+    pub cancelled_jobs: Mutex<Vec<String>>,
 }
 
 fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
@@ -661,5 +667,97 @@ impl FirmwareStore for MemoryBackend {
             "https://firmware.example/{key}?expires={}",
             expires.num_seconds()
         ))
+    }
+}
+
+impl RolloutStore for MemoryBackend {
+    async fn create_rollout(
+        &self,
+        rollout: &Rollout,
+        rows: &[DeviceRow],
+    ) -> Result<bool, PortError> {
+        let mut rollouts = self.rollouts.lock().unwrap();
+        if rollouts.contains_key(&rollout.rollout_id) {
+            return Ok(false);
+        }
+        rollouts.insert(rollout.rollout_id.clone(), rollout.clone());
+        let mut table = self.rollout_rows.lock().unwrap();
+        for row in rows {
+            table.insert(
+                (rollout.rollout_id.clone(), row.device_id.clone()),
+                row.clone(),
+            );
+        }
+        Ok(true)
+    }
+
+    async fn rollout(&self, id: &str) -> Result<Option<(Rollout, Counts)>, PortError> {
+        let Some(rollout) = self.rollouts.lock().unwrap().get(id).cloned() else {
+            return Ok(None);
+        };
+        let rows = self.rollout_devices(id).await?;
+        Ok(Some((rollout, Counts::of_rows(&rows))))
+    }
+
+    async fn rollouts(&self) -> Result<Vec<(Rollout, Counts)>, PortError> {
+        let ids: Vec<String> = self.rollouts.lock().unwrap().keys().cloned().collect();
+        let mut all = Vec::new();
+        for id in ids {
+            all.extend(self.rollout(&id).await?);
+        }
+        Ok(all)
+    }
+
+    async fn rollout_devices(&self, id: &str) -> Result<Vec<DeviceRow>, PortError> {
+        Ok(self
+            .rollout_rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((r, _), _)| r == id)
+            .map(|(_, row)| row.clone())
+            .collect())
+    }
+
+    async fn set_rollout_status(
+        &self,
+        id: &str,
+        from: RolloutStatus,
+        to: RolloutStatus,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut rollouts = self.rollouts.lock().unwrap();
+        match rollouts.get_mut(id) {
+            Some(r) if r.status == from => {
+                r.status = to;
+                r.reason = reason.map(str::to_owned);
+                r.updated_at = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn start_rollout_job(
+        &self,
+        rollout: &Rollout,
+        artifact: &Artifact,
+    ) -> Result<(), PortError> {
+        iot_check(self)?;
+        self.jobs.lock().unwrap().insert(
+            rollout.job_id.clone(),
+            (rollout.target.clone(), artifact.version.clone()),
+        );
+        Ok(())
+    }
+
+    async fn cancel_rollout_job(&self, rollout: &Rollout, _comment: &str) -> Result<(), PortError> {
+        iot_check(self)?;
+        self.cancelled_jobs
+            .lock()
+            .unwrap()
+            .push(rollout.job_id.clone());
+        Ok(())
     }
 }

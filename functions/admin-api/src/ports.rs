@@ -498,3 +498,44 @@ pub trait FirmwareStore {
         expires: chrono::Duration,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
 }
+
+pub use hub_fleet::rollout::{Counts, DeviceRow, Rollout, RolloutStatus};
+
+/// Rollouts: their rows, and their jobs in IoT Jobs.
+pub trait RolloutStore {
+    /// Stores a new rollout with a row per device; false if the id is taken.
+    fn create_rollout(
+        &self,
+        rollout: &Rollout,
+        rows: &[DeviceRow],
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn rollout(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(Rollout, Counts)>, PortError>> + Send;
+    fn rollouts(&self) -> impl Future<Output = Result<Vec<(Rollout, Counts)>, PortError>> + Send;
+    fn rollout_devices(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<DeviceRow>, PortError>> + Send;
+    /// Moves a rollout from `from` to `to`; false if it was not in `from`.
+    fn set_rollout_status(
+        &self,
+        id: &str,
+        from: RolloutStatus,
+        to: RolloutStatus,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Switches job events on if needed and creates the rollout's job.
+    fn start_rollout_job(
+        &self,
+        rollout: &Rollout,
+        artifact: &Artifact,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn cancel_rollout_job(
+        &self,
+        rollout: &Rollout,
+        comment: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}

@@ -36,6 +36,10 @@ pub enum Operation {
     RegisterFirmware,
     ListFirmware,
     GetFirmware,
+    StartRollout,
+    ListRollouts,
+    GetRollout,
+    CancelRollout,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -105,7 +109,7 @@ use Operation::*;
 use Role::*;
 
 /// Viewers read; operators manage devices, quarantine, shadows, commands and alerts;
-/// admins hold credentials and firmware.
+/// admins hold credentials, firmware and rollouts.
 pub const ROUTES: &[Route] = &[
     route("POST", "/v1/devices", Operator, RegisterDevice),
     route("GET", "/v1/devices", Viewer, ListDevices),
@@ -162,6 +166,10 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/firmware", Admin, RegisterFirmware),
     route("GET", "/v1/firmware", Viewer, ListFirmware),
     route("GET", "/v1/firmware/{version}", Viewer, GetFirmware),
+    route("POST", "/v1/ota/rollout", Admin, StartRollout),
+    route("GET", "/v1/ota/rollouts", Viewer, ListRollouts),
+    route("GET", "/v1/ota/rollouts/{id}", Viewer, GetRollout),
+    route("POST", "/v1/ota/rollouts/{id}/cancel", Admin, CancelRollout),
     route("GET", "/v1/query", Viewer, QueryHistory),
     route("POST", "/v1/alerts", Operator, CreateAlertRule),
     route("GET", "/v1/alerts", Viewer, ListAlerts),

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use hub_detection::alert::dedup_key;
-use hub_events::{AlertRaised, AnomalyCleared, AnomalyDetected, Envelope, Window};
+use hub_events::{
+    AlertRaised, AnomalyCleared, AnomalyDetected, Envelope, RolloutEvent, RolloutEventKind,
+    Severity, Window,
+};
 use hub_runtime::stream::StreamRecord;
 use tracing::warn;
 
@@ -50,15 +53,77 @@ pub struct Ports<'a, C, A, N> {
 enum Incoming {
     Detected(Envelope<AnomalyDetected>),
     Cleared(Envelope<AnomalyCleared>),
+    /// A firmware rollout aborted: operators hear of it as an alert.
+    RolloutAborted(Envelope<RolloutEvent>),
+    /// Another step of a rollout, for other consumers of the stream.
+    Rollout,
 }
 
 fn read(record: &StreamRecord) -> Option<Incoming> {
     if let Ok(event) = Envelope::<AnomalyDetected>::from_slice(&record.data) {
         return Some(Incoming::Detected(event));
     }
+    if let Ok(event) = Envelope::<RolloutEvent>::from_slice(&record.data) {
+        return Some(match event.data.kind {
+            RolloutEventKind::Aborted => Incoming::RolloutAborted(event),
+            _ => Incoming::Rollout,
+        });
+    }
     Envelope::<AnomalyCleared>::from_slice(&record.data)
         .ok()
         .map(Incoming::Cleared)
+}
+
+/// When a rollout began: the millisecond timestamp at the front of its UUID v7 id.
+fn rollout_started(rollout_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let hex = rollout_id.strip_prefix("ota-")?.get(..12)?;
+    let millis = i64::from_str_radix(hex, 16).ok()?;
+    chrono::DateTime::from_timestamp_millis(millis)
+}
+
+/// The rule id of rollout alerts.
+pub const ROLLOUT_ABORTED_RULE: &str = "firmware_rollout_aborted";
+
+/// The alert of an aborted rollout: one per rollout (its id is the window's key), about
+/// the target group.
+pub fn rollout_trigger(event: &Envelope<RolloutEvent>) -> Trigger {
+    let d = &event.data;
+    let finished = d.counts.succeeded + d.counts.failed + d.counts.timed_out;
+    let failed = d.counts.failed + d.counts.timed_out;
+    let share = if finished == 0 {
+        0.0
+    } else {
+        failed as f64 * 100.0 / finished as f64
+    };
+    // The window runs from the rollout's start, which its id (a UUID v7) carries: a
+    // resent event lands on the same alert.
+    let start = rollout_started(&d.rollout_id).unwrap_or(event.time);
+    let window = Window {
+        start,
+        end: event.time.max(start),
+    };
+    let device_id = format!("group:{}", d.target);
+    Trigger {
+        alert_id: alert_id(&device_id, ROLLOUT_ABORTED_RULE, &window),
+        dedup_key: dedup_key(&device_id, ROLLOUT_ABORTED_RULE, window.start),
+        event_id: event.id.clone(),
+        device_id,
+        device_type: None,
+        rule_id: ROLLOUT_ABORTED_RULE.into(),
+        metric: "firmware_rollout_failure_percent".into(),
+        summary: format!(
+            "firmware {} rollout {} to {} aborted: {}",
+            d.firmware_version,
+            d.rollout_id,
+            d.target,
+            d.reason.as_deref().unwrap_or("failure threshold passed")
+        ),
+        severity: Severity::Critical,
+        value: share,
+        ts: event.time,
+        window,
+        simulated: event.simulated,
+    }
 }
 
 /// The rule an alert is about: the threshold rule, or the z-score of the metric.
@@ -140,6 +205,8 @@ pub async fn process<C: Claims + Sync, A: Alerts + Sync, N: Notifier + Sync>(
                 let device = match &incoming {
                     Incoming::Detected(e) => e.data.device_id.clone(),
                     Incoming::Cleared(e) => e.data.device_id.clone(),
+                    Incoming::RolloutAborted(e) => format!("group:{}", e.data.target),
+                    Incoming::Rollout => continue,
                 };
                 by_device.entry(device).or_default().push(incoming);
             }
@@ -173,6 +240,12 @@ async fn dispatch_device<C: Claims, A: Alerts, N: Notifier>(
                 summary.raised += u64::from(outcome.raised);
                 summary.deduplicated += u64::from(!outcome.raised);
             }
+            Incoming::RolloutAborted(event) => {
+                let outcome = dispatch(ports, &rollout_trigger(&event)).await?;
+                summary.raised += u64::from(outcome.raised);
+                summary.deduplicated += u64::from(!outcome.raised);
+            }
+            Incoming::Rollout => {}
             Incoming::Cleared(event) => {
                 summary.cleared += 1;
                 let c = &event.data;

@@ -217,3 +217,38 @@ async fn records_that_are_not_anomaly_events_are_counted_and_skipped() {
     let summary = f.run(&[record(0, b"{\"hello\":1}".to_vec())]).await;
     assert_eq!(summary.unreadable, 1);
 }
+
+#[tokio::test]
+async fn an_aborted_rollout_raises_one_critical_alert_and_other_rollout_steps_none() {
+    let f = Fixture::default();
+    let golden = std::fs::read(format!(
+        "{}/../../shared/events/tests/golden/iot.firmware.rollout.aborted.v1.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut progress: serde_json::Value = serde_json::from_slice(&golden).unwrap();
+    progress["type"] = "iot.firmware.rollout.progress.v1".into();
+    progress["data"]["kind"] = "progress".into();
+    let records = [
+        record(0, golden.clone()),
+        record(1, serde_json::to_vec(&progress).unwrap()),
+        // Redelivered: still one alert, counted twice.
+        record(2, golden),
+    ];
+    let summary = f.run(&records).await;
+    assert_eq!(
+        (summary.raised, summary.deduplicated, summary.unreadable),
+        (1, 1, 0)
+    );
+    let sent = f.notifier.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let alert = &sent[0].data;
+    assert_eq!(alert.device_id, "group:plant-a");
+    assert_eq!(alert.rule_id, "firmware_rollout_aborted");
+    assert_eq!(alert.severity, hub_events::Severity::Critical);
+    assert!(
+        alert.summary.contains("rollout-42") && alert.summary.contains("21.7%"),
+        "{}",
+        alert.summary
+    );
+}

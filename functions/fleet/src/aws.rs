@@ -153,3 +153,191 @@ impl FirmwareChecks for FirmwareImages {
             .map_err(|e| PortError::new("firmware write", e))
     }
 }
+
+/// Everything rollouts touch: their tables, IoT Jobs, the firmware table, the registry's
+/// firmware version, the retry delay queue and the event stream.
+pub struct AwsRollouts {
+    pub table: hub_fleet::rollouts_table::DynamoRollouts,
+    pub jobs: hub_fleet::jobs::FirmwareJobs,
+    pub firmware: DynamoFirmware,
+    pub registry: DynamoRegistry,
+    pub sqs: aws_sdk_sqs::Client,
+    pub retry_queue_url: String,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub events_stream: String,
+}
+
+fn port(operation: &'static str) -> impl FnOnce(String) -> PortError {
+    move |e| PortError::new(operation, e)
+}
+
+impl crate::rollout::RolloutPorts for AwsRollouts {
+    async fn rollout(
+        &self,
+        id: &str,
+    ) -> Result<Option<(hub_fleet::rollout::Rollout, hub_fleet::rollout::Counts)>, PortError> {
+        self.table.get(id).await.map_err(port("rollout read"))
+    }
+
+    async fn device(
+        &self,
+        rollout_id: &str,
+        device_id: &str,
+    ) -> Result<Option<hub_fleet::rollout::DeviceRow>, PortError> {
+        self.table
+            .device(rollout_id, device_id)
+            .await
+            .map_err(port("rollout device read"))
+    }
+
+    async fn devices(
+        &self,
+        rollout_id: &str,
+    ) -> Result<Vec<hub_fleet::rollout::DeviceRow>, PortError> {
+        self.table
+            .devices(rollout_id)
+            .await
+            .map_err(port("rollout devices read"))
+    }
+
+    async fn save_device(
+        &self,
+        rollout_id: &str,
+        old: &hub_fleet::rollout::DeviceRow,
+        new: &hub_fleet::rollout::DeviceRow,
+    ) -> Result<bool, PortError> {
+        self.table
+            .save_device(rollout_id, old, new)
+            .await
+            .map_err(port("rollout device write"))
+    }
+
+    async fn set_status(
+        &self,
+        rollout_id: &str,
+        from: hub_fleet::rollout::RolloutStatus,
+        to: hub_fleet::rollout::RolloutStatus,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        self.table
+            .set_status(rollout_id, from, to, reason, at)
+            .await
+            .map_err(port("rollout write"))
+    }
+
+    async fn set_job_done(&self, rollout_id: &str, at: DateTime<Utc>) -> Result<(), PortError> {
+        self.table
+            .set_job_done(rollout_id, at)
+            .await
+            .map_err(port("rollout write"))
+    }
+
+    async fn cancel_reason(&self, job_id: &str) -> Result<Option<String>, PortError> {
+        Ok(self
+            .jobs
+            .state(job_id)
+            .await
+            .map_err(port("DescribeJob"))?
+            .and_then(|state| state.reason_code))
+    }
+
+    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
+        self.firmware
+            .get(version)
+            .await
+            .map_err(port("firmware read"))
+    }
+
+    async fn create_job(
+        &self,
+        job_id: &str,
+        things: &[String],
+        rollout: &hub_fleet::rollout::Rollout,
+        artifact: &Artifact,
+        rollback: bool,
+    ) -> Result<bool, PortError> {
+        let document =
+            hub_fleet::jobs::document(&rollout.rollout_id, artifact, &self.jobs.bucket, rollback);
+        let description = if rollback {
+            format!(
+                "rollback to firmware {} after rollout {}",
+                artifact.version, rollout.rollout_id
+            )
+        } else {
+            format!(
+                "retry of firmware {} (rollout {})",
+                artifact.version, rollout.rollout_id
+            )
+        };
+        self.jobs
+            .create(
+                job_id,
+                things.iter().map(|t| self.jobs.thing_arn(t)).collect(),
+                &document,
+                None,
+                rollout.policy.timeout_minutes,
+                &description,
+            )
+            .await
+            .map_err(port("CreateJob"))
+    }
+
+    async fn record_version(&self, device_id: &str, version: &str) -> Result<(), PortError> {
+        let result = self
+            .registry
+            .client
+            .update_item()
+            .table_name(&self.registry.table)
+            .key("device_id", s(device_id))
+            .update_expression("SET firmware_version = :v")
+            .condition_expression("attribute_exists(device_id)")
+            .expression_attribute_values(":v", s(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A device decommissioned meanwhile has no row to update.
+            Err(SdkError::ServiceError(e))
+                if e.err().code() == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(PortError::new("registry write", DisplayErrorContext(err))),
+        }
+    }
+
+    async fn schedule_retry(
+        &self,
+        retry: &crate::rollout::RetryDue,
+        delay: chrono::Duration,
+    ) -> Result<(), PortError> {
+        let seconds = delay
+            .num_seconds()
+            .clamp(0, i64::from(hub_fleet::rollout::MAX_BACKOFF_SECONDS));
+        self.sqs
+            .send_message()
+            .queue_url(&self.retry_queue_url)
+            .message_body(serde_json::to_string(retry).expect("retries serialize"))
+            .delay_seconds(seconds as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                PortError::new("retry schedule", aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        event: &hub_events::Envelope<hub_events::RolloutEvent>,
+    ) -> Result<(), PortError> {
+        let record = (event.data.rollout_id.clone(), event.to_vec());
+        hub_runtime::kinesis::put_records(&self.kinesis, &self.events_stream, vec![record])
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, String>>()
+            .map_err(port("rollout event"))?;
+        Ok(())
+    }
+}

@@ -6,6 +6,9 @@
 //!
 //! Firmware uploads: the firmware bucket's notifications; see [`firmware`].
 //!
+//! Firmware rollouts: IoT Jobs' job and job-execution events, and retries coming back
+//! from the delay queue; see [`rollout`].
+//!
 //! Command answers: a device answers a command on `devices/{id}/commands/ack`; the ack
 //! rule adds the device id from the topic and hands it here to be recorded
 //! ([`hub_fleet::command`] says which answers count).
@@ -13,6 +16,7 @@
 pub mod aws;
 pub mod firmware;
 pub mod memory;
+pub mod rollout;
 
 use std::future::Future;
 
@@ -74,6 +78,8 @@ pub enum FleetError {
     NotPresence(String),
     #[error(transparent)]
     Store(#[from] PortError),
+    #[error(transparent)]
+    Rollout(#[from] rollout::RolloutError),
 }
 
 impl PresenceChange {
@@ -149,17 +155,26 @@ pub enum Outcome {
     Presence(Applied),
     Answer(AckOutcome),
     Firmware(Vec<firmware::Checked>),
+    Rollout(rollout::Handled),
+    Retries(Vec<rollout::Handled>),
     /// A device's answer that is not one (bad JSON shape, oversized result); logged
     /// with the reason. Retrying cannot fix it, so it is not an error to the runtime.
     AnswerRefused(String),
 }
 
-/// Handles one event: presence events carry `eventType`, command answers `command_id`,
-/// firmware bucket notifications `Records` from `aws:s3`.
-pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers, F: firmware::FirmwareChecks>(
+/// Handles one event: presence and job events carry `eventType`, command answers
+/// `command_id`, firmware bucket notifications `Records` from `aws:s3`, due retries
+/// `Records` from `aws:sqs`.
+pub async fn dispatch<
+    S: ConnectivityStore,
+    C: CommandAnswers,
+    F: firmware::FirmwareChecks,
+    R: rollout::RolloutPorts,
+>(
     registry: &S,
     commands: &C,
     images: &F,
+    rollouts: &R,
     event: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Outcome, FleetError> {
@@ -167,6 +182,33 @@ pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers, F: firmware::Firm
         return Ok(Outcome::Firmware(
             firmware::handle(images, event, now).await?,
         ));
+    }
+    if is_sqs_event(&event) {
+        let mut handled = Vec::new();
+        for body in event["Records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["body"].as_str())
+        {
+            let retry: rollout::RetryDue = serde_json::from_str(body)
+                .map_err(|e| rollout::RolloutError::Unreadable(e.to_string()))?;
+            handled.push(rollout::on_retry_due(rollouts, &retry, now).await?);
+        }
+        return Ok(Outcome::Retries(handled));
+    }
+    match event.get("eventType").and_then(|t| t.as_str()) {
+        Some("JOB_EXECUTION") => {
+            return Ok(Outcome::Rollout(
+                rollout::on_execution(rollouts, event, now).await?,
+            ))
+        }
+        Some("JOB") => {
+            return Ok(Outcome::Rollout(
+                rollout::on_job(rollouts, event, now).await?,
+            ))
+        }
+        _ => {}
     }
     if event.get("eventType").is_some() {
         return handle(registry, event).await.map(Outcome::Presence);
@@ -193,6 +235,13 @@ pub async fn dispatch<S: ConnectivityStore, C: CommandAnswers, F: firmware::Firm
         ),
     }
     Ok(Outcome::Answer(outcome))
+}
+
+fn is_sqs_event(event: &serde_json::Value) -> bool {
+    event["Records"]
+        .as_array()
+        .and_then(|records| records.first())
+        .is_some_and(|r| r["eventSource"] == "aws:sqs")
 }
 
 fn refused(reason: String) -> Outcome {

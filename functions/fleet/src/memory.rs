@@ -117,3 +117,173 @@ impl FirmwareChecks for MemoryFirmware {
         Ok(true)
     }
 }
+
+/// A job created in memory: (things, firmware version, rollback).
+pub type MemoryJob = (Vec<String>, String, bool);
+
+/// Rollouts, jobs, registry versions, scheduled retries and published events in memory.
+#[derive(Default)]
+pub struct MemoryRollouts {
+    pub rollouts: Mutex<HashMap<String, hub_fleet::rollout::Rollout>>,
+    /// (rollout, device) -> row.
+    pub rows: Mutex<std::collections::BTreeMap<(String, String), hub_fleet::rollout::DeviceRow>>,
+    pub artifacts: Mutex<HashMap<String, Artifact>>,
+    pub jobs: Mutex<std::collections::BTreeMap<String, MemoryJob>>,
+    pub cancel_reasons: Mutex<HashMap<String, String>>,
+    pub versions: Mutex<HashMap<String, String>>,
+    pub retries: Mutex<Vec<(crate::rollout::RetryDue, chrono::Duration)>>,
+    pub events: Mutex<Vec<hub_events::Envelope<hub_events::RolloutEvent>>>,
+}
+
+impl MemoryRollouts {
+    pub fn row(&self, rollout_id: &str, device_id: &str) -> hub_fleet::rollout::DeviceRow {
+        self.rows.lock().unwrap()[&(rollout_id.to_owned(), device_id.to_owned())].clone()
+    }
+
+    pub fn status(&self, rollout_id: &str) -> hub_fleet::rollout::RolloutStatus {
+        self.rollouts.lock().unwrap()[rollout_id].status
+    }
+}
+
+impl crate::rollout::RolloutPorts for MemoryRollouts {
+    async fn rollout(
+        &self,
+        id: &str,
+    ) -> Result<Option<(hub_fleet::rollout::Rollout, hub_fleet::rollout::Counts)>, PortError> {
+        let Some(rollout) = self.rollouts.lock().unwrap().get(id).cloned() else {
+            return Ok(None);
+        };
+        let rows = self.rows.lock().unwrap();
+        let counts = hub_fleet::rollout::Counts::of_rows(
+            rows.iter()
+                .filter(|((r, _), _)| r == id)
+                .map(|(_, row)| row),
+        );
+        Ok(Some((rollout, counts)))
+    }
+
+    async fn device(
+        &self,
+        rollout_id: &str,
+        device_id: &str,
+    ) -> Result<Option<hub_fleet::rollout::DeviceRow>, PortError> {
+        Ok(self
+            .rows
+            .lock()
+            .unwrap()
+            .get(&(rollout_id.to_owned(), device_id.to_owned()))
+            .cloned())
+    }
+
+    async fn devices(
+        &self,
+        rollout_id: &str,
+    ) -> Result<Vec<hub_fleet::rollout::DeviceRow>, PortError> {
+        Ok(self
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((r, _), _)| r == rollout_id)
+            .map(|(_, row)| row.clone())
+            .collect())
+    }
+
+    async fn save_device(
+        &self,
+        rollout_id: &str,
+        old: &hub_fleet::rollout::DeviceRow,
+        new: &hub_fleet::rollout::DeviceRow,
+    ) -> Result<bool, PortError> {
+        let mut rows = self.rows.lock().unwrap();
+        let key = (rollout_id.to_owned(), old.device_id.clone());
+        match rows.get(&key) {
+            Some(held) if held.revision == old.revision => {
+                let mut next = new.clone();
+                next.revision = old.revision + 1;
+                rows.insert(key, next);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn set_status(
+        &self,
+        rollout_id: &str,
+        from: hub_fleet::rollout::RolloutStatus,
+        to: hub_fleet::rollout::RolloutStatus,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut rollouts = self.rollouts.lock().unwrap();
+        match rollouts.get_mut(rollout_id) {
+            Some(r) if r.status == from => {
+                r.status = to;
+                r.reason = reason.map(str::to_owned);
+                r.updated_at = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn set_job_done(&self, rollout_id: &str, _at: DateTime<Utc>) -> Result<(), PortError> {
+        if let Some(r) = self.rollouts.lock().unwrap().get_mut(rollout_id) {
+            r.job_done = true;
+        }
+        Ok(())
+    }
+
+    async fn cancel_reason(&self, job_id: &str) -> Result<Option<String>, PortError> {
+        Ok(self.cancel_reasons.lock().unwrap().get(job_id).cloned())
+    }
+
+    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
+        Ok(self.artifacts.lock().unwrap().get(version).cloned())
+    }
+
+    async fn create_job(
+        &self,
+        job_id: &str,
+        things: &[String],
+        _rollout: &hub_fleet::rollout::Rollout,
+        artifact: &Artifact,
+        rollback: bool,
+    ) -> Result<bool, PortError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        if jobs.contains_key(job_id) {
+            return Ok(false);
+        }
+        jobs.insert(
+            job_id.to_owned(),
+            (things.to_vec(), artifact.version.clone(), rollback),
+        );
+        Ok(true)
+    }
+
+    async fn record_version(&self, device_id: &str, version: &str) -> Result<(), PortError> {
+        self.versions
+            .lock()
+            .unwrap()
+            .insert(device_id.to_owned(), version.to_owned());
+        Ok(())
+    }
+
+    async fn schedule_retry(
+        &self,
+        retry: &crate::rollout::RetryDue,
+        delay: chrono::Duration,
+    ) -> Result<(), PortError> {
+        self.retries.lock().unwrap().push((retry.clone(), delay));
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        event: &hub_events::Envelope<hub_events::RolloutEvent>,
+    ) -> Result<(), PortError> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use fleet::{
     dispatch,
-    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry},
+    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
     Outcome,
 };
 use hub_fleet::command::{AckOutcome, Command, CommandStatus};
@@ -57,6 +57,7 @@ async fn an_answer_is_recorded_once() {
             &registry,
             &commands,
             &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
             event.clone(),
             at
         )
@@ -69,6 +70,7 @@ async fn an_answer_is_recorded_once() {
             &registry,
             &commands,
             &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
             event.clone(),
             at
         )
@@ -79,9 +81,16 @@ async fn an_answer_is_recorded_once() {
     let mut other = event;
     other["status"] = json!("failed");
     assert_eq!(
-        dispatch(&registry, &commands, &MemoryFirmware::default(), other, at)
-            .await
-            .unwrap(),
+        dispatch(
+            &registry,
+            &commands,
+            &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
+            other,
+            at
+        )
+        .await
+        .unwrap(),
         Outcome::Answer(AckOutcome::Conflict(CommandStatus::Succeeded))
     );
     let held = commands.commands.lock().unwrap()[&("sensor-0042".to_owned(), id)].clone();
@@ -105,6 +114,7 @@ async fn late_unknown_and_foreign_answers_are_not_recorded() {
             &registry,
             &commands,
             &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
             foreign,
             issued
         )
@@ -117,6 +127,7 @@ async fn late_unknown_and_foreign_answers_are_not_recorded() {
             &registry,
             &commands,
             &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
             event,
             issued + Duration::seconds(61)
         )
@@ -147,6 +158,7 @@ async fn malformed_answers_are_refused_with_a_reason_and_strangers_are_errors() 
             &registry,
             &commands,
             &MemoryFirmware::default(),
+            &MemoryRollouts::default(),
             bad.clone(),
             Utc::now(),
         )
@@ -161,6 +173,7 @@ async fn malformed_answers_are_refused_with_a_reason_and_strangers_are_errors() 
         &registry,
         &commands,
         &MemoryFirmware::default(),
+        &MemoryRollouts::default(),
         json!({"hello": 1}),
         Utc::now()
     )

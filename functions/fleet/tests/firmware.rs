@@ -6,7 +6,7 @@ use chrono::Utc;
 use fleet::{
     dispatch,
     firmware::Checked,
-    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry},
+    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
     Outcome,
 };
 use hub_fleet::firmware::{hex, object_key, Artifact, ArtifactStatus};
@@ -47,6 +47,7 @@ async fn run(images: &MemoryFirmware, key: &str) -> Vec<Checked> {
         &MemoryRegistry::default(),
         &MemoryCommands::default(),
         images,
+        &MemoryRollouts::default(),
         event_for(key),
         Utc::now(),
     )

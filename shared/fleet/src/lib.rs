@@ -1,5 +1,5 @@
-//! Fleet operations that more than one function handles: device commands and firmware
-//! artifacts.
+//! Fleet operations that more than one function handles: device commands, firmware
+//! artifacts and firmware rollouts.
 
 pub mod command;
 #[cfg(feature = "dynamodb")]
@@ -7,3 +7,9 @@ pub mod commands_table;
 pub mod firmware;
 #[cfg(feature = "dynamodb")]
 pub mod firmware_table;
+#[cfg(feature = "jobs")]
+pub mod jobs;
+pub mod ota;
+pub mod rollout;
+#[cfg(feature = "dynamodb")]
+pub mod rollouts_table;

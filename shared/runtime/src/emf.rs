@@ -31,6 +31,11 @@ impl Metrics {
         self
     }
 
+    pub fn percent(&mut self, name: &str, value: f64) -> &mut Self {
+        self.values.push((name.into(), value, "Percent"));
+        self
+    }
+
     pub fn millis(&mut self, name: &str, value: f64) -> &mut Self {
         self.values.push((name.into(), value, "Milliseconds"));
         self

@@ -9,11 +9,15 @@ mod firmware;
 mod history;
 mod iot;
 mod registry;
+mod rollouts;
 mod webhooks;
 
 use hub_credentials::dynamodb::DynamoApiKeys;
 use hub_detection::{rules_table::DynamoRules, webhooks_table::DynamoWebhooks};
-use hub_fleet::{commands_table::DynamoCommands, firmware_table::DynamoFirmware};
+use hub_fleet::{
+    commands_table::DynamoCommands, firmware_table::DynamoFirmware, jobs::FirmwareJobs,
+    rollouts_table::DynamoRollouts,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
@@ -29,6 +33,12 @@ pub struct Tables {
     pub firmware: String,
     /// Where firmware images are uploaded.
     pub firmware_bucket: String,
+    pub rollouts: String,
+    pub rollout_devices: String,
+    /// The role IoT Jobs presigns firmware downloads with.
+    pub jobs_presign_role_arn: String,
+    /// `arn:{partition}:iot:{region}:{account}`.
+    pub iot_arn_prefix: String,
 }
 
 pub struct AwsBackend {
@@ -48,6 +58,8 @@ pub struct AwsBackend {
     hooks: DynamoWebhooks,
     commands: DynamoCommands,
     firmware: DynamoFirmware,
+    rollouts: DynamoRollouts,
+    jobs: FirmwareJobs,
 }
 
 impl AwsBackend {
@@ -68,6 +80,17 @@ impl AwsBackend {
             firmware: DynamoFirmware {
                 client: dynamodb.clone(),
                 table: tables.firmware.clone(),
+            },
+            rollouts: DynamoRollouts {
+                client: dynamodb.clone(),
+                rollouts: tables.rollouts.clone(),
+                devices: tables.rollout_devices.clone(),
+            },
+            jobs: FirmwareJobs {
+                iot: iot.clone(),
+                bucket: tables.firmware_bucket.clone(),
+                presign_role_arn: tables.jobs_presign_role_arn.clone(),
+                arn_prefix: tables.iot_arn_prefix.clone(),
             },
             api_keys: DynamoApiKeys {
                 client: dynamodb.clone(),
