@@ -233,6 +233,13 @@ impl crate::rollout::RolloutPorts for AwsRollouts {
             .map_err(port("rollout write"))
     }
 
+    async fn cancel_job(&self, job_id: &str, comment: &str) -> Result<(), PortError> {
+        self.jobs
+            .cancel(job_id, comment)
+            .await
+            .map_err(port("CancelJob"))
+    }
+
     async fn cancel_reason(&self, job_id: &str) -> Result<Option<String>, PortError> {
         Ok(self
             .jobs

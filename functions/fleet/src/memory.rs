@@ -130,6 +130,7 @@ pub struct MemoryRollouts {
     pub artifacts: Mutex<HashMap<String, Artifact>>,
     pub jobs: Mutex<std::collections::BTreeMap<String, MemoryJob>>,
     pub cancel_reasons: Mutex<HashMap<String, String>>,
+    pub cancelled_jobs: Mutex<Vec<String>>,
     pub versions: Mutex<HashMap<String, String>>,
     pub retries: Mutex<Vec<(crate::rollout::RetryDue, chrono::Duration)>>,
     pub events: Mutex<Vec<hub_events::Envelope<hub_events::RolloutEvent>>>,
@@ -232,6 +233,11 @@ impl crate::rollout::RolloutPorts for MemoryRollouts {
         if let Some(r) = self.rollouts.lock().unwrap().get_mut(rollout_id) {
             r.job_done = true;
         }
+        Ok(())
+    }
+
+    async fn cancel_job(&self, job_id: &str, _comment: &str) -> Result<(), PortError> {
+        self.cancelled_jobs.lock().unwrap().push(job_id.to_owned());
         Ok(())
     }
 

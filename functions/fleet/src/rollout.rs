@@ -13,9 +13,10 @@ use hub_events::{Envelope, RolloutEvent, RolloutEventKind};
 use hub_fleet::{
     firmware::{Artifact, ArtifactStatus},
     rollout::{
-        self, abort_reason, cancel_waiting, is_finished, parse_job_id, retry_job_id, retry_sent,
-        rollback_job_id, rollback_plan, thing_of_arn, Counts, DeviceRow, Effect, ExecutionEvent,
-        ExecutionStatus, JobKind, Outcome, RollbackStatus, Rollout, RolloutStatus,
+        self, abort_due, abort_reason, cancel_waiting, is_finished, parse_job_id, retry_job_id,
+        retry_sent, rollback_job_id, rollback_plan, thing_of_arn, Counts, DeviceRow, DeviceStatus,
+        Effect, ExecutionEvent, ExecutionStatus, JobKind, Outcome, RollbackStatus, Rollout,
+        RolloutStatus,
     },
 };
 use hub_runtime::PortError;
@@ -73,6 +74,12 @@ pub trait RolloutPorts {
         &self,
         rollout_id: &str,
         at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Cancels a job's waiting executions (done already is fine).
+    fn cancel_job(
+        &self,
+        job_id: &str,
+        comment: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// The reason code a job was cancelled with.
     fn cancel_reason(
@@ -235,7 +242,21 @@ pub async fn on_execution<P: RolloutPorts>(
                 }
             }
         }
-        settle(ports, rollout_id, now).await?;
+        let status = settle(ports, rollout_id, now).await?;
+        if status == RolloutStatus::Aborted
+            && next.status == DeviceStatus::Succeeded
+            && rollout.status != RolloutStatus::Aborted
+        {
+            // The abort came between reading the rollout and saving this success, and
+            // its rollback may have read the rows before this one changed.
+            if let Some(row) = ports.device(rollout_id, device_id).await? {
+                if row.rollback.is_none() {
+                    let mut aborted = rollout.clone();
+                    aborted.status = RolloutStatus::Aborted;
+                    roll_back(ports, &aborted, vec![row], now).await?;
+                }
+            }
+        }
         return Ok(Handled::Device(next.status.as_str()));
     }
     Err(RolloutError::Contended(format!("{rollout_id}/{device_id}")))
@@ -382,6 +403,11 @@ async fn abort<P: RolloutPorts>(
     }
     let mut aborted = rollout.clone();
     aborted.status = RolloutStatus::Aborted;
+    if !rollout.job_done {
+        // The hub saw the threshold first (or IoT Jobs completed the job before its
+        // abort check): the job stops here.
+        ports.cancel_job(&rollout.job_id, &reason).await?;
+    }
     cancel_all_waiting(ports, &rollout.rollout_id, "the rollout was aborted", now).await?;
     let rows = ports.devices(&rollout.rollout_id).await?;
     let (sent, unavailable) = roll_back(ports, &aborted, rows, now).await?;
@@ -540,6 +566,10 @@ async fn settle<P: RolloutPorts>(
         return Ok(RolloutStatus::InProgress);
     };
     progress_metric(&rollout, &counts);
+    if rollout.status == RolloutStatus::InProgress && abort_due(&rollout, &counts) {
+        abort(ports, &rollout, &counts, now).await?;
+        return Ok(RolloutStatus::Aborted);
+    }
     if rollout.status == RolloutStatus::InProgress && is_finished(&rollout, &counts) {
         let reason = format!(
             "{} of {} devices succeeded",

@@ -59,7 +59,7 @@ fn rollouts() -> MemoryRollouts {
             status: RolloutStatus::InProgress,
             job_id: ROLLOUT.into(),
             device_count: 10,
-            canary_size: 1,
+            canary_size: 5,
             job_done: false,
             created_at: t(0),
             created_by: "admin".into(),
@@ -248,6 +248,44 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
         send(&store, due, t(95)).await,
         Outcome::Retries(handled) if matches!(handled[..], [Handled::Ignored(_)])
     ));
+}
+
+#[tokio::test]
+async fn failures_past_the_threshold_abort_even_when_the_job_completed_first() {
+    let store = rollouts();
+    for i in 0..4 {
+        send(
+            &store,
+            execution(&format!("sim-{i:04}"), ROLLOUT, "SUCCEEDED", 10),
+            t(20),
+        )
+        .await;
+    }
+    assert_eq!(store.status(ROLLOUT), RolloutStatus::InProgress);
+    // The fifth finished device (the canary's size) fails: 1 in 5 is past 5%.
+    send(&store, execution("sim-0004", ROLLOUT, "FAILED", 21), t(22)).await;
+    assert_eq!(store.status(ROLLOUT), RolloutStatus::Aborted);
+    assert_eq!(
+        store.cancelled_jobs.lock().unwrap().clone(),
+        vec![ROLLOUT.to_owned()]
+    );
+    let failed = store.row(ROLLOUT, "sim-0004");
+    assert_eq!(failed.status, DeviceStatus::Failed);
+    assert!(failed.reason.unwrap().contains("not retried"));
+    assert_eq!(
+        store.row(ROLLOUT, "sim-0005").status,
+        DeviceStatus::Cancelled
+    );
+    assert_eq!(
+        store.row(ROLLOUT, "sim-0000").rollback,
+        Some(RollbackStatus::Sent)
+    );
+    // IoT Jobs' own cancellation event arrives after: nothing more happens.
+    let events = store.events.lock().unwrap().len();
+    let outcome = send(&store, fixture("iot-job-canceled-abort.json"), t(30)).await;
+    assert_eq!(outcome, Outcome::Rollout(Handled::Job("aborted")));
+    assert_eq!(store.events.lock().unwrap().len(), events);
+    assert_eq!(store.jobs.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

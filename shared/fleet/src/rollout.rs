@@ -720,21 +720,29 @@ pub fn retry_sent(
 }
 
 /// When the rollout job ends (aborted or cancelled), devices still waiting never run:
-/// their rows as cancelled. Devices already installing may still report, and their
-/// outcome then replaces the cancellation.
+/// their rows as cancelled; a device waiting for a retry keeps the failure of its last
+/// attempt. Devices already installing may still report, and their outcome then
+/// replaces the cancellation.
 pub fn cancel_waiting(row: &DeviceRow, reason: &str, at: DateTime<Utc>) -> Option<DeviceRow> {
-    matches!(
-        row.status,
-        DeviceStatus::Queued | DeviceStatus::RetryScheduled
-    )
-    .then(|| {
-        let mut next = row.clone();
-        next.status = DeviceStatus::Cancelled;
-        next.retry_at = None;
-        next.reason = Some(reason.to_owned());
-        next.updated_at = at;
-        next
-    })
+    let mut next = row.clone();
+    match row.status {
+        DeviceStatus::Queued => {
+            next.status = DeviceStatus::Cancelled;
+            next.reason = Some(reason.to_owned());
+        }
+        DeviceStatus::RetryScheduled => {
+            next.status = DeviceStatus::Failed;
+            next.attempts = row.attempts.saturating_sub(1).max(1);
+            next.reason = Some(format!(
+                "{}; not retried: {reason}",
+                row.reason.as_deref().unwrap_or("failed")
+            ));
+        }
+        _ => return None,
+    }
+    next.retry_at = None;
+    next.updated_at = at.max(row.updated_at);
+    Some(next)
 }
 
 /// The devices to send back after an abort, by the version each returns to; those with
@@ -762,10 +770,23 @@ pub fn is_finished(rollout: &Rollout, counts: &Counts) -> bool {
     rollout.job_done && counts.pending() == 0
 }
 
-/// The reason an abort gives, from the job's counts at the time.
+/// Whether the policy's abort threshold is passed: at least the canary's worth of
+/// devices finished (a device waiting for its retry has failed an attempt) and the
+/// failed share reached the threshold. IoT Jobs applies the same rule to the job; the hub
+/// applies it too, because a job whose last execution fails completes before its abort
+/// is checked.
+pub fn abort_due(rollout: &Rollout, counts: &Counts) -> bool {
+    let failed = counts.failed + counts.timed_out + counts.rejected + counts.retry_scheduled;
+    let finished = counts.succeeded + failed;
+    finished >= u64::from(rollout.canary_size.max(1))
+        && failed as f64 * 100.0 >= rollout.policy.abort_failure_percent * finished as f64
+}
+
+/// The reason an abort gives, from the counts at the time (a device waiting for its
+/// retry has failed an attempt).
 pub fn abort_reason(policy: &RolloutPolicy, counts: &Counts) -> String {
-    let finished = counts.total() - counts.pending() - counts.cancelled;
-    let failed = counts.failed + counts.timed_out + counts.rejected;
+    let failed = counts.failed + counts.timed_out + counts.rejected + counts.retry_scheduled;
+    let finished = counts.succeeded + failed;
     let share = if finished == 0 {
         0.0
     } else {
@@ -1125,9 +1146,17 @@ mod tests {
         let retrying = DeviceRow {
             status: DeviceStatus::RetryScheduled,
             attempts: 2,
+            reason: Some("flash write error".into()),
             ..queued.clone()
         };
         assert_eq!(retry_sent(&aborted, &retrying, 2, t(40)), None);
+        // Its failure stands once the rollout is aborted.
+        let stands = cancel_waiting(&retrying, "the rollout was aborted", t(41)).unwrap();
+        assert_eq!((stands.status, stands.attempts), (DeviceStatus::Failed, 1));
+        assert_eq!(
+            stands.reason.as_deref(),
+            Some("flash write error; not retried: the rollout was aborted")
+        );
 
         let rows = vec![
             done.clone(),
@@ -1195,6 +1224,26 @@ mod tests {
     }
 
     #[test]
+    fn the_abort_waits_for_the_canary_then_follows_the_threshold() {
+        let r = rollout(RolloutStatus::InProgress);
+        assert_eq!((r.canary_size, r.policy.abort_failure_percent), (20, 5.0));
+        let counts = |succeeded, failed, retrying| Counts {
+            succeeded,
+            failed,
+            retry_scheduled: retrying,
+            queued: 200 - succeeded - failed - retrying,
+            ..Counts::default()
+        };
+        // Three failures among the first 10 finished: not yet, the canary is 20.
+        assert!(!abort_due(&r, &counts(7, 3, 0)));
+        // 1 in 20 is 5%: the threshold is inclusive, as in IoT Jobs.
+        assert!(abort_due(&r, &counts(19, 1, 0)));
+        assert!(!abort_due(&r, &counts(39, 1, 0)));
+        // A device waiting for its retry counts as failed.
+        assert!(abort_due(&r, &counts(19, 0, 1)));
+    }
+
+    #[test]
     fn counts_progress_and_completion() {
         let mut r = rollout(RolloutStatus::InProgress);
         let mut rows: Vec<DeviceRow> = (0..10)
@@ -1220,6 +1269,12 @@ mod tests {
         assert_eq!(
             abort_reason(&r.policy, &Counts::of_rows(&rows)),
             "1 of 10 finished devices failed (10.0%), over the abort threshold of 5%"
+        );
+        rows[9].status = DeviceStatus::RetryScheduled;
+        rows[8].status = DeviceStatus::Queued;
+        assert_eq!(
+            abort_reason(&r.policy, &Counts::of_rows(&rows)),
+            "2 of 9 finished devices failed (22.2%), over the abort threshold of 5%"
         );
     }
 }

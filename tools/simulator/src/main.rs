@@ -3,10 +3,13 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use clap::Parser;
 use hub_sim::{
-    local, provision,
-    run::{run, Endpoint},
+    local,
+    ota::OtaConfig,
+    provision,
+    run::{run_fleet, DeviceOptions, Endpoint},
     script::{device_type_for, script, Faults},
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -76,6 +79,30 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     heartbeat_every: u64,
 
+    /// Firmware version the devices run when they start.
+    #[arg(long, default_value = "1.0.0")]
+    firmware_version: String,
+    /// Chance per firmware job attempt that the install fails.
+    #[arg(long, default_value_t = 0.0)]
+    ota_failure_rate: f64,
+    /// Chance per firmware job attempt that the device installs the image, fails its
+    /// self-test after the reboot and reverts.
+    #[arg(long, default_value_t = 0.0)]
+    ota_selftest_failure_rate: f64,
+    /// Ed25519 public key firmware images must be signed with (base64 of the raw 32
+    /// bytes); default: the stack's pki/firmware-signing.pub. Without one, devices fail
+    /// every firmware job.
+    #[arg(long)]
+    firmware_public_key: Option<PathBuf>,
+    /// Seconds each device stays connected after its telemetry, answering commands and
+    /// taking firmware jobs; Ctrl-C ends it early.
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
+    /// Put every device in this IoT thing group (created if missing) and record the group
+    /// and firmware version in its registry row.
+    #[arg(long)]
+    group: Option<String>,
+
     /// Write the run report (sent, acked, rate, what the pipeline should count) as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -103,10 +130,21 @@ async fn main() -> Result<()> {
         ("--out-of-order", cli.out_of_order),
         ("--clock-skew", cli.clock_skew),
         ("--anomalies", cli.anomalies),
+        ("--ota-failure-rate", cli.ota_failure_rate),
+        ("--ota-selftest-failure-rate", cli.ota_selftest_failure_rate),
     ] {
         if !(0.0..=1.0).contains(&value) {
             bail!("{name} is a fraction between 0 and 1, got {value}");
         }
+    }
+    if !(cli.linger >= 0.0 && cli.linger.is_finite()) {
+        bail!("--linger is a number of seconds, 0 or more");
+    }
+    if cli.firmware_version.trim().is_empty() {
+        bail!("--firmware-version must not be empty");
+    }
+    if cli.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        bail!("--group must not be empty");
     }
 
     let stack_env = match &cli.stack_dir {
@@ -141,6 +179,16 @@ async fn main() -> Result<()> {
         .credentials_dir
         .or_else(|| Some(cli.stack_dir.as_ref()?.join("sim-devices")))
         .unwrap_or_else(|| PathBuf::from(".hub-sim"));
+    let public_key_file = cli.firmware_public_key.or_else(|| {
+        Some(cli.stack_dir.as_ref()?.join("pki/firmware-signing.pub")).filter(|p| p.exists())
+    });
+    let public_key = match &public_key_file {
+        Some(path) => Some(read_public_key(path)?),
+        None => {
+            eprintln!("no firmware signing key (--firmware-public-key): devices will fail every firmware job");
+            None
+        }
+    };
     let endpoint = Endpoint {
         host,
         port,
@@ -174,6 +222,9 @@ async fn main() -> Result<()> {
     let registry = cli
         .devices_table
         .or_else(|| outputs.get("DevicesTableName").cloned());
+    if let Some(group) = &cli.group {
+        provision::ensure_thing_group(&iot, group).await?;
+    }
     let mut devices = Vec::with_capacity(cli.devices);
     for index in 0..cli.devices {
         let device_id = format!("{}-{index:04}", cli.prefix);
@@ -181,14 +232,26 @@ async fn main() -> Result<()> {
             provision::device_with_saved_credentials(&iot, &policy, &device_id, &credentials_dir)
                 .await?,
         );
-        if let Some(table) = &registry {
-            provision::register_in_registry(
-                &dynamodb,
-                table,
-                &device_id,
-                device_type_for(index).name(),
-            )
-            .await?;
+        if let Some(group) = &cli.group {
+            provision::add_to_thing_group(&iot, group, &device_id).await?;
+        }
+        let device_type = device_type_for(index).name();
+        match (&registry, &cli.group) {
+            (Some(table), Some(group)) => {
+                provision::register_in_registry_with_group(
+                    &dynamodb,
+                    table,
+                    &device_id,
+                    device_type,
+                    group,
+                    &cli.firmware_version,
+                )
+                .await?
+            }
+            (Some(table), None) => {
+                provision::register_in_registry(&dynamodb, table, &device_id, device_type).await?
+            }
+            (None, _) => {}
         }
     }
     // Device time starts now, after provisioning, so it tracks the real send times.
@@ -225,7 +288,42 @@ async fn main() -> Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} msgs  {per_sec}  eta {eta}")
             .expect("valid progress template"),
     );
-    let report = run(&endpoint, fleet, interval, progress).await?;
+    let options = DeviceOptions {
+        firmware_version: cli.firmware_version.clone(),
+        ota: OtaConfig {
+            failure_rate: cli.ota_failure_rate,
+            selftest_failure_rate: cli.ota_selftest_failure_rate,
+            public_key,
+        },
+        linger: Duration::from_secs_f64(cli.linger),
+        seed: cli.seed,
+    };
+    if cli.linger > 0.0 {
+        eprintln!(
+            "devices stay connected {} s after their telemetry (Ctrl-C to stop sooner)",
+            cli.linger
+        );
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: devices disconnect once their publishes are acknowledged (Ctrl-C again to quit now)");
+            stop_tx.send_replace(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let report = run_fleet(
+        &endpoint,
+        fleet,
+        interval,
+        &options,
+        stop,
+        Default::default(),
+        progress,
+    )
+    .await?;
 
     println!(
         "sent {} messages from {} devices, {} acknowledged, in {:.1} s: {:.0} msg/s",
@@ -236,6 +334,20 @@ async fn main() -> Result<()> {
         "the pipeline should count: stored {}, deduplicated {}, dead-lettered {}, heartbeats {}, clock-skewed {}, rows {}, labelled anomalies {}",
         e.stored, e.deduplicated, e.dead_lettered, e.heartbeats, e.clock_skewed, e.rows, e.anomalies
     );
+    if report.jobs.total() > 0 || cli.linger > 0.0 {
+        let versions: Vec<String> = report
+            .firmware
+            .iter()
+            .map(|(version, devices)| format!("{version}: {devices}"))
+            .collect();
+        println!(
+            "firmware jobs: {} succeeded, {} failed, {} rejected; devices per version: {}",
+            report.jobs.succeeded,
+            report.jobs.failed,
+            report.jobs.rejected,
+            versions.join(", ")
+        );
+    }
     if let Some(path) = &cli.report {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
@@ -254,4 +366,18 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A base64 Ed25519 public key (the raw 32 bytes) from `path`.
+fn read_public_key(path: &std::path::Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key = text.trim().to_owned();
+    match STANDARD.decode(&key) {
+        Ok(raw) if raw.len() == 32 => Ok(key),
+        _ => bail!(
+            "{}: expected base64 of a raw 32-byte Ed25519 public key",
+            path.display()
+        ),
+    }
 }

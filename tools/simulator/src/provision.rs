@@ -68,17 +68,87 @@ pub async fn register_in_registry(
     device_id: &str,
     device_type: &str,
 ) -> Result<()> {
+    put_registry_row(dynamodb, table, device_id, device_type, None).await
+}
+
+/// The registry row of a device in thing group `group` (see [`add_to_thing_group`]),
+/// with the firmware version it starts with, which rollouts read.
+pub async fn register_in_registry_with_group(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    device_id: &str,
+    device_type: &str,
+    group: &str,
+    firmware_version: &str,
+) -> Result<()> {
+    put_registry_row(
+        dynamodb,
+        table,
+        device_id,
+        device_type,
+        Some((group, firmware_version)),
+    )
+    .await
+}
+
+async fn put_registry_row(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    device_id: &str,
+    device_type: &str,
+    group_and_firmware: Option<(&str, &str)>,
+) -> Result<()> {
     use aws_sdk_dynamodb::types::AttributeValue;
-    dynamodb
+    let mut put = dynamodb
         .put_item()
         .table_name(table)
         .item("device_id", AttributeValue::S(device_id.to_owned()))
         .item("device_type", AttributeValue::S(device_type.to_owned()))
         .item("status", AttributeValue::S("active".into()))
-        .item("simulated", AttributeValue::Bool(true))
+        .item("simulated", AttributeValue::Bool(true));
+    if let Some((group, firmware_version)) = group_and_firmware {
+        put = put.item("group", AttributeValue::S(group.to_owned())).item(
+            "firmware_version",
+            AttributeValue::S(firmware_version.to_owned()),
+        );
+    }
+    put.send().await.context("writing the registry row")?;
+    Ok(())
+}
+
+/// Creates thing group `group` unless it exists.
+pub async fn ensure_thing_group(iot: &aws_sdk_iot::Client, group: &str) -> Result<()> {
+    match iot
+        .create_thing_group()
+        .thing_group_name(group)
         .send()
         .await
-        .context("writing the registry row")?;
+    {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(err).with_context(|| format!("CreateThingGroup {group}")),
+    }
+}
+
+/// Puts the device's thing in `group` (which must exist: [`ensure_thing_group`]); jobs
+/// that target the group reach it. Adding a member twice is harmless.
+pub async fn add_to_thing_group(
+    iot: &aws_sdk_iot::Client,
+    group: &str,
+    device_id: &str,
+) -> Result<()> {
+    iot.add_thing_to_thing_group()
+        .thing_group_name(group)
+        .thing_name(device_id)
+        .send()
+        .await
+        .with_context(|| format!("AddThingToThingGroup {group} {device_id}"))?;
     Ok(())
 }
 

@@ -159,6 +159,19 @@ pub struct DeviceScript {
     pub anomalies: Vec<AnomalyLabel>,
 }
 
+impl DeviceScript {
+    /// No telemetry: a device that only answers (commands, shadow, jobs).
+    pub fn silent(device_id: &str, device_type: DeviceType) -> Self {
+        Self {
+            device_id: device_id.to_owned(),
+            device_type,
+            messages: Vec::new(),
+            expected: Expected::default(),
+            anomalies: Vec::new(),
+        }
+    }
+}
+
 /// How far a skewed device clock is off: well past any sensible threshold.
 const SKEW: Duration = Duration::hours(2);
 
