@@ -13,10 +13,10 @@ use hub_events::{Envelope, RolloutEvent, RolloutEventKind};
 use hub_fleet::{
     firmware::{Artifact, ArtifactStatus},
     rollout::{
-        self, abort_due, abort_reason, cancel_waiting, is_finished, parse_job_id, retry_job_id,
-        retry_sent, rollback_job_id, rollback_plan, thing_of_arn, Counts, DeviceRow, DeviceStatus,
-        Effect, ExecutionEvent, ExecutionStatus, JobKind, Outcome, RollbackStatus, Rollout,
-        RolloutStatus,
+        self, abort_due, abort_reason, cancel_waiting, is_finished, parse_job_id,
+        progress_milestone, retry_job_id, retry_sent, rollback_job_id, rollback_plan, thing_of_arn,
+        Counts, DeviceRow, DeviceStatus, Effect, ExecutionEvent, ExecutionStatus, JobKind, Outcome,
+        RollbackStatus, Rollout, RolloutStatus,
     },
 };
 use hub_runtime::PortError;
@@ -138,6 +138,9 @@ pub struct JobEventPayload {
     pub operation: String,
     #[serde(default)]
     pub reason_code: Option<String>,
+    /// What the abort says (failure type, threshold, executions counted).
+    #[serde(default)]
+    pub comment: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,7 +245,8 @@ pub async fn on_execution<P: RolloutPorts>(
                 }
             }
         }
-        let status = settle(ports, rollout_id, now).await?;
+        let finished_one = row.status.is_pending() && !next.status.is_pending();
+        let status = settle(ports, rollout_id, finished_one, now).await?;
         if status == RolloutStatus::Aborted
             && next.status == DeviceStatus::Succeeded
             && rollout.status != RolloutStatus::Aborted
@@ -290,7 +294,13 @@ pub async fn on_job<P: RolloutPorts>(
         };
         match rollout.status {
             RolloutStatus::InProgress if reason_code.as_deref() == Some(ABORT_CANCEL) => {
-                abort(ports, &rollout, &counts, now).await?;
+                // IoT Jobs counted executions the hub may not have heard of yet: its
+                // own words are the reason.
+                let reason = payload
+                    .comment
+                    .as_ref()
+                    .map(|c| format!("IoT Jobs aborted the job: {c}"));
+                abort(ports, &rollout, &counts, reason, now).await?;
             }
             RolloutStatus::InProgress => {
                 // Cancelled outside the hub (console, CLI): the hub follows.
@@ -323,7 +333,7 @@ pub async fn on_job<P: RolloutPorts>(
             RolloutStatus::Completed | RolloutStatus::Aborted => {}
         }
     }
-    let status = settle(ports, rollout_id, now).await?;
+    let status = settle(ports, rollout_id, false, now).await?;
     Ok(Handled::Job(status.as_str()))
 }
 
@@ -382,13 +392,16 @@ async fn ready_artifact<P: RolloutPorts>(ports: &P, version: &str) -> Result<Art
     }
 }
 
+/// Aborts the rollout (once: the status change decides who does it), with `reason`, or
+/// the hub's own count of failures.
 async fn abort<P: RolloutPorts>(
     ports: &P,
     rollout: &Rollout,
     counts: &Counts,
+    reason: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(), RolloutError> {
-    let reason = abort_reason(&rollout.policy, counts);
+    let reason = reason.unwrap_or_else(|| abort_reason(&rollout.policy, counts));
     if !ports
         .set_status(
             &rollout.rollout_id,
@@ -555,19 +568,32 @@ async fn mark_rollback<P: RolloutPorts>(
     Ok(())
 }
 
-/// After any change: the progress metric, and completion once the job ended and no
-/// device is pending.
+/// After any change: the progress metric (and a progress event every tenth of the
+/// devices, when a device just finished), the abort once the policy's threshold is
+/// passed, completion once the job ended and no device is pending.
 async fn settle<P: RolloutPorts>(
     ports: &P,
     rollout_id: &str,
+    finished_one: bool,
     now: DateTime<Utc>,
 ) -> Result<RolloutStatus, RolloutError> {
     let Some((rollout, counts)) = ports.rollout(rollout_id).await? else {
         return Ok(RolloutStatus::InProgress);
     };
     progress_metric(&rollout, &counts);
+    if finished_one && rollout.status == RolloutStatus::InProgress && progress_milestone(&counts) {
+        let done = format!("{:.0}% of devices finished", counts.progress_percent());
+        emit(
+            ports,
+            rollout_id,
+            RolloutEventKind::Progress,
+            Some(&done),
+            now,
+        )
+        .await?;
+    }
     if rollout.status == RolloutStatus::InProgress && abort_due(&rollout, &counts) {
-        abort(ports, &rollout, &counts, now).await?;
+        abort(ports, &rollout, &counts, None, now).await?;
         return Ok(RolloutStatus::Aborted);
     }
     if rollout.status == RolloutStatus::InProgress && is_finished(&rollout, &counts) {

@@ -206,11 +206,16 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
         .iter()
         .map(|e| e.data.kind)
         .collect();
+    // Eight of ten finished: a progress event at each tenth, then the abort's.
     assert_eq!(
         kinds,
-        vec![RolloutEventKind::RolledBack, RolloutEventKind::Aborted]
+        [
+            vec![RolloutEventKind::Progress; 8],
+            vec![RolloutEventKind::RolledBack, RolloutEventKind::Aborted]
+        ]
+        .concat()
     );
-    let aborted = store.events.lock().unwrap()[1].clone();
+    let aborted = store.events.lock().unwrap()[9].clone();
     assert!(
         aborted
             .data

@@ -2,13 +2,9 @@
 //! newest first by key; JSON members are stored as JSON text. Rows expire
 //! `RETENTION_DAYS` after the command does.
 
-use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    types::AttributeValue,
-    Client,
-};
+use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue, Client};
 use chrono::{DateTime, Duration, Utc};
-use hub_runtime::dynamodb::{n, s, string, Item};
+use hub_runtime::dynamodb::{is_condition_failure, n, s, string, time, Item};
 use serde_json::Value;
 
 use crate::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus};
@@ -19,14 +15,6 @@ pub const RETENTION_DAYS: i64 = 30;
 pub struct DynamoCommands {
     pub client: Client,
     pub table: String,
-}
-
-fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    Some(
-        DateTime::parse_from_rfc3339(&string(item, name)?)
-            .ok()?
-            .with_timezone(&Utc),
-    )
 }
 
 fn json(item: &Item, name: &str) -> Option<Value> {
@@ -87,11 +75,6 @@ fn key(device_id: &str, command_id: &str) -> Item {
     ])
 }
 
-fn failed_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(err, SdkError::ServiceError(e)
-        if e.err().code() == Some("ConditionalCheckFailedException"))
-}
-
 impl DynamoCommands {
     /// Writes a new command; false if its id is taken.
     pub async fn put(&self, command: &Command) -> Result<bool, String> {
@@ -105,7 +88,7 @@ impl DynamoCommands {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(DisplayErrorContext(err).to_string()),
         }
     }
@@ -174,7 +157,7 @@ impl DynamoCommands {
             .map(|_| ())
             // Already answered: the device got it after all; leave the answer.
             .or_else(|err| {
-                if failed_condition(&err) {
+                if is_condition_failure(&err) {
                     Ok(())
                 } else {
                     Err(DisplayErrorContext(err).to_string())
@@ -214,7 +197,7 @@ impl DynamoCommands {
         }
         match update.send().await {
             Ok(_) => Ok(AckOutcome::Recorded),
-            Err(err) if failed_condition(&err) => {
+            Err(err) if is_condition_failure(&err) => {
                 let stored = self.get(&ack.device_id, &ack.command_id).await?;
                 Ok(match apply_ack(stored.as_ref(), ack, now) {
                     // The write refused it, so it was not recorded; only a change between

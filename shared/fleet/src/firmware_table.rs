@@ -1,11 +1,8 @@
 //! Firmware artifacts in their table, keyed by version.
 
-use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    Client,
-};
+use aws_sdk_dynamodb::{error::DisplayErrorContext, Client};
 use chrono::{DateTime, Utc};
-use hub_runtime::dynamodb::{n, number, s, string, Item};
+use hub_runtime::dynamodb::{is_condition_failure, n, number, s, string, time, Item};
 
 use crate::firmware::{Artifact, ArtifactStatus};
 
@@ -13,14 +10,6 @@ use crate::firmware::{Artifact, ArtifactStatus};
 pub struct DynamoFirmware {
     pub client: Client,
     pub table: String,
-}
-
-fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    Some(
-        DateTime::parse_from_rfc3339(&string(item, name)?)
-            .ok()?
-            .with_timezone(&Utc),
-    )
 }
 
 pub fn from_item(item: &Item) -> Option<Artifact> {
@@ -69,11 +58,6 @@ pub fn to_item(artifact: &Artifact) -> Item {
     item
 }
 
-fn failed_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(err, SdkError::ServiceError(e)
-        if e.err().code() == Some("ConditionalCheckFailedException"))
-}
-
 impl DynamoFirmware {
     /// Registers a version; false if it is taken.
     pub async fn put(&self, artifact: &Artifact) -> Result<bool, String> {
@@ -87,7 +71,7 @@ impl DynamoFirmware {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(DisplayErrorContext(err).to_string()),
         }
     }
@@ -151,7 +135,7 @@ impl DynamoFirmware {
         };
         match update.send().await {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(DisplayErrorContext(err).to_string()),
         }
     }

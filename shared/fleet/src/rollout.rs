@@ -765,6 +765,15 @@ pub fn rollback_plan(rows: &[DeviceRow]) -> (Vec<(String, Vec<String>)>, Vec<Str
     (by_version.into_iter().collect(), unavailable)
 }
 
+/// Whether a device that just finished brought the rollout to a tenth of its devices
+/// (20%, 30%, ... short of all): when a progress event goes out.
+pub fn progress_milestone(counts: &Counts) -> bool {
+    let total = counts.total();
+    let finished = total - counts.pending();
+    let step = total.div_ceil(10).max(1);
+    finished > 0 && finished < total && finished % step == 0
+}
+
 /// Whether the rollout has finished: its job ended and no device is still pending.
 pub fn is_finished(rollout: &Rollout, counts: &Counts) -> bool {
     rollout.job_done && counts.pending() == 0
@@ -1244,6 +1253,21 @@ mod tests {
     }
 
     #[test]
+    fn progress_events_go_out_every_tenth_of_the_devices() {
+        let at = |finished: u64, total: u64| Counts {
+            succeeded: finished,
+            queued: total - finished,
+            ..Counts::default()
+        };
+        let milestones: Vec<u64> = (0..=200)
+            .filter(|f| progress_milestone(&at(*f, 200)))
+            .collect();
+        assert_eq!(milestones, vec![20, 40, 60, 80, 100, 120, 140, 160, 180]);
+        let small: Vec<u64> = (0..=3).filter(|f| progress_milestone(&at(*f, 3))).collect();
+        assert_eq!(small, vec![1, 2]);
+    }
+
+    #[test]
     fn counts_progress_and_completion() {
         let mut r = rollout(RolloutStatus::InProgress);
         let mut rows: Vec<DeviceRow> = (0..10)
@@ -1262,6 +1286,7 @@ mod tests {
         assert_eq!(event_counts.queued, 2);
         assert_eq!(event_counts.succeeded, 7);
         r.job_done = true;
+        assert!(progress_milestone(&counts));
         assert!(!is_finished(&r, &counts));
         rows[8].status = DeviceStatus::Succeeded;
         rows[9].status = DeviceStatus::Succeeded;

@@ -4,12 +4,12 @@
 //! counts always equal the rows.
 
 use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    error::{DisplayErrorContext, SdkError},
     types::{AttributeValue, Put, TransactWriteItem, Update},
     Client,
 };
 use chrono::{DateTime, Utc};
-use hub_runtime::dynamodb::{n, number, put, s, string, Item};
+use hub_runtime::dynamodb::{flag, is_condition_failure, n, number, put, s, string, time, Item};
 
 use crate::rollout::{
     Counts, DeviceRow, DeviceStatus, RollbackStatus, Rollout, RolloutPolicy, RolloutStatus,
@@ -22,21 +22,6 @@ pub struct DynamoRollouts {
     pub rollouts: String,
     /// The rollout devices table (rollout_id, device_id).
     pub devices: String,
-}
-
-fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    Some(
-        DateTime::parse_from_rfc3339(&string(item, name)?)
-            .ok()?
-            .with_timezone(&Utc),
-    )
-}
-
-fn boolean(item: &Item, name: &str) -> bool {
-    item.get(name)
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false)
 }
 
 fn counter_name(status: DeviceStatus) -> String {
@@ -55,7 +40,7 @@ pub fn rollout_from_item(item: &Item) -> Option<(Rollout, Counts)> {
         job_id: string(item, "job_id")?,
         device_count: number(item, "device_count")?,
         canary_size: number(item, "canary_size").unwrap_or(0),
-        job_done: boolean(item, "job_done"),
+        job_done: flag(item, "job_done"),
         created_at: time(item, "created_at")?,
         created_by: string(item, "created_by").unwrap_or_default(),
         updated_at: time(item, "updated_at")?,
@@ -144,11 +129,6 @@ pub fn device_to_item(rollout_id: &str, row: &DeviceRow) -> Item {
     item
 }
 
-fn failed_condition<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(err, SdkError::ServiceError(e)
-        if matches!(e.err().code(), Some("ConditionalCheckFailedException" | "TransactionCanceledException")))
-}
-
 fn error<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> String {
     DisplayErrorContext(err).to_string()
 }
@@ -173,7 +153,7 @@ impl DynamoRollouts {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(error(err)),
         }
     }
@@ -294,7 +274,7 @@ impl DynamoRollouts {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(error(err)),
         }
     }
@@ -335,7 +315,7 @@ impl DynamoRollouts {
         };
         match update.send().await {
             Ok(_) => Ok(true),
-            Err(err) if failed_condition(&err) => Ok(false),
+            Err(err) if is_condition_failure(&err) => Ok(false),
             Err(err) => Err(error(err)),
         }
     }

@@ -40,6 +40,29 @@ pub fn string(item: &Item, name: &str) -> Option<String> {
     item.get(name)?.as_s().ok().cloned()
 }
 
+/// An RFC 3339 time attribute of an item, if it is there and parses.
+pub fn time(item: &Item, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    Some(
+        chrono::DateTime::parse_from_rfc3339(&string(item, name)?)
+            .ok()?
+            .with_timezone(&chrono::Utc),
+    )
+}
+
+/// A boolean attribute of an item; false when it is missing or not a boolean.
+pub fn flag(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+/// Whether a call failed only its condition (a conditional write lost to another, or a
+/// transaction one of whose conditions failed): the caller's answer, not an error.
+pub fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(e)
+        if matches!(e.err().code(), Some("ConditionalCheckFailedException" | "TransactionCanceledException")))
+}
+
 /// A number attribute of an item, parsed, if it is there and parses.
 pub fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)?.as_n().ok()?.parse().ok()

@@ -120,10 +120,4 @@ fn describe<E: std::error::Error>(err: E) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
 }
 
-/// Whether a DynamoDB call failed only its condition.
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
-    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> bool {
-    matches!(err, aws_sdk_dynamodb::error::SdkError::ServiceError(e)
-        if e.err().code() == Some("ConditionalCheckFailedException"))
-}
+use hub_runtime::dynamodb::is_condition_failure;

@@ -1,19 +1,9 @@
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
-use hub_runtime::dynamodb::{s, string, Item};
+use hub_runtime::dynamodb::{flag, s, string, time, Item};
 
 use super::{describe, is_condition_failure, AwsBackend};
 use crate::ports::*;
-
-fn time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&string(item, name)?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn flag(item: &Item, name: &str) -> bool {
-    matches!(item.get(name), Some(AttributeValue::Bool(true)))
-}
 
 /// A registry row; rows written by other tools (no status, no times) read with defaults.
 fn device(item: &Item) -> Option<Device> {
