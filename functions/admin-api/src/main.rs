@@ -18,6 +18,10 @@ async fn main() -> Result<(), Error> {
         tables()?,
         config::required("DEVICE_POLICY")?,
         config::or("AUDIT_RETENTION_DAYS", 0)?,
+    )
+    .with_events(
+        aws_sdk_kinesis::Client::new(&aws.sdk),
+        config::required("EVENTS_STREAM")?,
     );
     let api = Api::new(
         backend,

@@ -54,6 +54,8 @@ pub struct MemoryBackend {
     /// Job id -> (targets: the group, version); cancelled job ids apart.
     pub jobs: Mutex<BTreeMap<String, (String, String)>>,
     pub cancelled_jobs: Mutex<Vec<String>>,
+    /// Devices whose job execution is in progress.
+    pub installing: Mutex<Vec<String>>,
 }
 
 fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
@@ -759,5 +761,10 @@ impl RolloutStore for MemoryBackend {
             .unwrap()
             .push(rollout.job_id.clone());
         Ok(())
+    }
+
+    async fn installing(&self, _rollout: &Rollout) -> Result<Vec<String>, PortError> {
+        iot_check(self)?;
+        Ok(self.installing.lock().unwrap().clone())
     }
 }

@@ -538,4 +538,9 @@ pub trait RolloutStore {
         rollout: &Rollout,
         comment: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Devices whose execution of the rollout's job is in progress now.
+    fn installing(
+        &self,
+        rollout: &Rollout,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 }

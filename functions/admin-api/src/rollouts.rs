@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use hub_fleet::{
     firmware::ArtifactStatus,
     rollout::{
-        is_rollout_id, new_rollout_id, rollout_job_id, Counts, DeviceRow, PolicyRequest, Rollout,
-        RolloutPolicy, RolloutStatus,
+        is_rollout_id, new_rollout_id, rollout_job_id, Counts, DeviceRow,
+        DeviceStatus as RowStatus, PolicyRequest, Rollout, RolloutPolicy, RolloutStatus,
     },
 };
 use serde::Deserialize;
@@ -192,6 +192,26 @@ pub async fn get<B: RolloutStore>(b: &B, request: &ApiRequest) -> Result<ApiResp
         .ok_or_else(|| ApiError::not_found(format!("rollout {id}")))?;
     let mut devices = b.rollout_devices(&id).await?;
     devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    let mut counts = counts;
+    if rollout.status == RolloutStatus::InProgress {
+        // Jobs says when an execution ends, not when it starts: ask which are running.
+        match b.installing(&rollout).await {
+            Ok(running) => {
+                let running: std::collections::HashSet<String> = running.into_iter().collect();
+                for row in devices
+                    .iter_mut()
+                    .filter(|r| r.status == RowStatus::Queued && running.contains(&r.device_id))
+                {
+                    row.status = RowStatus::InProgress;
+                    counts.queued -= 1;
+                    counts.in_progress += 1;
+                }
+            }
+            // The rows still tell the rest; not knowing which are installing is no reason
+            // to fail the read.
+            Err(err) => tracing::warn!(error = %err, "running executions unknown"),
+        }
+    }
     let mut shown = view(&rollout, &counts);
     shown["devices"] = serde_json::to_value(&devices).expect("rows serialize");
     Ok(ApiResponse::ok(shown))

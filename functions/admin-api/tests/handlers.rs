@@ -1294,3 +1294,150 @@ async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url
     let missing = call(&api, Role::Viewer, "GET", "/v1/firmware/9.9.9", Value::Null).await;
     assert_error(&missing, 404, None);
 }
+
+#[tokio::test]
+async fn rollouts_start_only_with_ready_firmware_for_every_device_of_the_group() {
+    use hub_fleet::firmware::{Artifact, ArtifactStatus};
+    let api = api();
+    let artifact = |version: &str, device_type: &str, status| Artifact {
+        version: version.into(),
+        device_type: device_type.into(),
+        sha256: "ab".repeat(32),
+        size: 10,
+        signature: "c2ln".into(),
+        signature_verified: true,
+        status,
+        reason: None,
+        s3_key: format!("firmware/{version}/x.bin"),
+        created_at: Utc::now(),
+        created_by: "admin".into(),
+        checked_at: None,
+    };
+    {
+        let mut firmware = api.backend.firmware.lock().unwrap();
+        for a in [
+            artifact("2.0.0", "env-sensor", ArtifactStatus::Ready),
+            artifact("2.1.0", "env-sensor", ArtifactStatus::PendingUpload),
+            artifact("9.0.0", "dc-meter", ArtifactStatus::Ready),
+        ] {
+            firmware.insert(a.version.clone(), a);
+        }
+    }
+    for i in 0..4 {
+        let reply = call(
+            &api,
+            Role::Operator,
+            "POST",
+            "/v1/devices",
+            json!({"device_id": format!("s-{i}"), "device_type": "env-sensor",
+                   "group": "line-a", "firmware_version": "1.0.0"}),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let start = |version: &str, target: &str, policy: Value| json!({"firmware_version": version, "target": target, "policy": policy});
+    let post = |body: Value| call(&api, Role::Admin, "POST", "/v1/ota/rollout", body);
+
+    assert_error(&post(start("3.0.0", "line-a", json!({}))).await, 404, None);
+    assert_error(&post(start("2.1.0", "line-a", json!({}))).await, 409, None);
+    assert_error(&post(start("9.0.0", "line-a", json!({}))).await, 409, None);
+    assert_error(&post(start("2.0.0", "empty", json!({}))).await, 409, None);
+    assert_error(
+        &post(start("2.0.0", "line-a", json!({"canary_percent": 120}))).await,
+        400,
+        Some("policy.canary_percent"),
+    );
+    assert_error(
+        &post(start("2.0.0", "line-a", json!({"canry": 5}))).await,
+        400,
+        None,
+    );
+    let operator = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/ota/rollout",
+        start("2.0.0", "line-a", json!({})),
+    )
+    .await;
+    assert_error(&operator, 403, None);
+    assert!(api.backend.jobs.lock().unwrap().is_empty());
+
+    let created = post(start("2.0.0", "line-a", json!({"canary_percent": 25}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["rollout_id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["device_count"], 4);
+    assert_eq!(created.body["canary_size"], 1);
+    assert_eq!(created.body["counts"]["queued"], 4);
+    assert_eq!(created.body["policy"]["abort_failure_percent"], 5.0);
+    assert_eq!(
+        api.backend.jobs.lock().unwrap()[&id],
+        ("line-a".to_owned(), "2.0.0".to_owned())
+    );
+    // One rollout at a time per group.
+    assert_error(&post(start("2.0.0", "line-a", json!({}))).await, 409, None);
+
+    // Devices installing now read in_progress (Jobs has no event for a start).
+    api.backend.installing.lock().unwrap().push("s-2".into());
+    let shown = call(
+        &api,
+        Role::Viewer,
+        "GET",
+        &format!("/v1/ota/rollouts/{id}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(shown.status, 200);
+    assert_eq!(shown.body["counts"]["in_progress"], 1);
+    assert_eq!(shown.body["counts"]["queued"], 3);
+    let devices = shown.body["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 4);
+    assert_eq!(devices[2]["status"], "in_progress");
+    assert_eq!(devices[0]["previous_version"], "1.0.0");
+    assert_error(
+        &call(
+            &api,
+            Role::Viewer,
+            "GET",
+            "/v1/ota/rollouts/nope",
+            Value::Null,
+        )
+        .await,
+        400,
+        Some("id"),
+    );
+    assert_error(
+        &call(
+            &api,
+            Role::Viewer,
+            "GET",
+            "/v1/ota/rollouts/ota-00000000000000000000000000000000",
+            Value::Null,
+        )
+        .await,
+        404,
+        None,
+    );
+
+    let cancel = format!("/v1/ota/rollouts/{id}/cancel");
+    let cancelled = call(&api, Role::Admin, "POST", &cancel, Value::Null).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["reason"], "cancelled by admin-client");
+    assert_eq!(
+        api.backend.cancelled_jobs.lock().unwrap().clone(),
+        vec![id.clone()]
+    );
+    assert_error(
+        &call(&api, Role::Admin, "POST", &cancel, Value::Null).await,
+        409,
+        None,
+    );
+    let listed = call(&api, Role::Viewer, "GET", "/v1/ota/rollouts", Value::Null).await;
+    assert_eq!(listed.body["rollouts"][0]["rollout_id"], json!(id));
+    // Every change is in the audit log.
+    let audit = api.backend.audit.lock().unwrap();
+    assert!(audit
+        .iter()
+        .any(|(e, status)| e.action == "POST /v1/ota/rollout" && *status == Some(201)));
+}

@@ -6,8 +6,8 @@ use aws_sdk_iot::{
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     types::{
         AbortAction, AbortConfig, AbortCriteria, Configuration, EventType, ExponentialRolloutRate,
-        JobExecutionFailureType, JobExecutionsRolloutConfig, PresignedUrlConfig,
-        RateIncreaseCriteria, TargetSelection, TimeoutConfig,
+        JobExecutionFailureType, JobExecutionStatus, JobExecutionsRolloutConfig,
+        PresignedUrlConfig, RateIncreaseCriteria, TargetSelection, TimeoutConfig,
     },
     Client,
 };
@@ -224,5 +224,31 @@ impl FirmwareJobs {
             in_progress: count(details.and_then(|d| d.number_of_in_progress_things())),
             queued: count(details.and_then(|d| d.number_of_queued_things())),
         }))
+    }
+
+    /// The things whose execution of `job_id` is in progress right now (IoT Jobs
+    /// publishes no event when an execution starts, only when it ends).
+    pub async fn installing(&self, job_id: &str) -> Result<Vec<String>, String> {
+        let mut things = Vec::new();
+        let mut pages = self
+            .iot
+            .list_job_executions_for_job()
+            .job_id(job_id)
+            .status(JobExecutionStatus::InProgress)
+            .max_results(250)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(summary) = pages.next().await {
+            let summary = match summary {
+                Ok(summary) => summary,
+                Err(err) if code(&err) == Some("ResourceNotFoundException") => break,
+                Err(err) => return Err(error("ListJobExecutionsForJob", err)),
+            };
+            if let Some(thing) = summary.thing_arn().and_then(crate::rollout::thing_of_arn) {
+                things.push(thing.to_owned());
+            }
+        }
+        Ok(things)
     }
 }

@@ -60,6 +60,8 @@ pub struct AwsBackend {
     firmware: DynamoFirmware,
     rollouts: DynamoRollouts,
     jobs: FirmwareJobs,
+    /// Where rollout events go (the event stream), when this backend announces them.
+    events: Option<(aws_sdk_kinesis::Client, String)>,
 }
 
 impl AwsBackend {
@@ -104,6 +106,7 @@ impl AwsBackend {
                 client: dynamodb.clone(),
                 table: tables.webhooks.clone(),
             },
+            events: None,
             dynamodb,
             iot,
             data,
@@ -112,6 +115,12 @@ impl AwsBackend {
             device_policy,
             audit_retention_days,
         }
+    }
+
+    /// Rollout events (`iot.firmware.rollout.started.v1`) go to `stream`.
+    pub fn with_events(mut self, kinesis: aws_sdk_kinesis::Client, stream: String) -> Self {
+        self.events = Some((kinesis, stream));
+        self
     }
 }
 

@@ -1,10 +1,46 @@
 //! Rollouts: their tables, and their jobs in IoT Jobs.
 
 use chrono::{DateTime, Utc};
+use hub_events::{Envelope, RolloutCounts, RolloutEvent, RolloutEventKind};
 use hub_fleet::jobs::document;
 
 use super::AwsBackend;
 use crate::ports::*;
+
+impl AwsBackend {
+    /// `iot.firmware.rollout.started.v1` on the event stream. The job is out already, so
+    /// a failure here is logged, not the request's.
+    async fn announce_start(&self, rollout: &Rollout) {
+        let Some((kinesis, stream)) = &self.events else {
+            return;
+        };
+        let event = Envelope::new(
+            "admin-api",
+            rollout.rollout_id.clone(),
+            rollout.created_at,
+            RolloutEvent {
+                kind: RolloutEventKind::Started,
+                rollout_id: rollout.rollout_id.clone(),
+                firmware_version: rollout.firmware_version.clone(),
+                target: rollout.target.clone(),
+                counts: RolloutCounts {
+                    queued: u64::from(rollout.device_count),
+                    ..RolloutCounts::default()
+                },
+                reason: Some(format!(
+                    "canary of {} of {} devices",
+                    rollout.canary_size, rollout.device_count
+                )),
+            },
+        );
+        let record = vec![(rollout.rollout_id.clone(), event.to_vec())];
+        for result in hub_runtime::kinesis::put_records(kinesis, stream, record).await {
+            if let Err(err) = result {
+                tracing::error!(rollout_id = rollout.rollout_id, error = %err, "rollout started event not written");
+            }
+        }
+    }
+}
 
 impl RolloutStore for AwsBackend {
     async fn create_rollout(
@@ -78,6 +114,7 @@ impl RolloutStore for AwsBackend {
             )
             .await
             .map_err(|e| PortError::new("CreateJob", e))?;
+        self.announce_start(rollout).await;
         Ok(())
     }
 
@@ -86,5 +123,12 @@ impl RolloutStore for AwsBackend {
             .cancel(&rollout.job_id, comment)
             .await
             .map_err(|e| PortError::new("CancelJob", e))
+    }
+
+    async fn installing(&self, rollout: &Rollout) -> Result<Vec<String>, PortError> {
+        self.jobs
+            .installing(&rollout.job_id)
+            .await
+            .map_err(|e| PortError::new("ListJobExecutionsForJob", e))
     }
 }
