@@ -2,9 +2,9 @@
 //! registered in a thing group through the API, firmware added and checked, simulated
 //! devices that take jobs over MQTT, and a rollout watched until it ends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use hub_admin::AdminClient;
 use hub_sim::{
@@ -108,32 +108,17 @@ pub async fn serve(
     Ok(fleet)
 }
 
-/// Polls a rollout until it is no longer in progress, calling `seen` with every reading;
-/// the last reading.
+/// Polls a rollout every half second until it is no longer in progress, calling `seen`
+/// with every reading; the last reading.
 pub async fn wait_rollout(
     viewer: &AdminClient,
     rollout_id: &str,
     timeout: Duration,
-    mut seen: impl FnMut(&Value),
+    seen: impl FnMut(&Value),
 ) -> Result<Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let rollout = viewer
-            .get(&format!("/v1/ota/rollouts/{rollout_id}"))
-            .await?
-            .ok()?;
-        seen(&rollout);
-        if rollout["status"] != "in_progress" {
-            return Ok(rollout);
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "rollout {rollout_id} still in progress after {timeout:?}: {}",
-                rollout["counts"]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    viewer
+        .watch_rollout(rollout_id, Duration::from_millis(500), Some(timeout), seen)
+        .await
 }
 
 /// A firmware image of `size` bytes, different for every `seed`.

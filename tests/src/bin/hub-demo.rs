@@ -2,8 +2,9 @@
 //! with its own X.509 certificate, publishes telemetry, and the message is read back
 //! from the raw Kinesis stream, where the topic rule put it. Then a simulated fleet runs
 //! through the whole pipeline: the accounting is printed, and the alerts its anomaly
-//! episodes raised are read back from an SQS queue subscribed to the alert topic. Last,
-//! the first device follows its shadow and answers commands sent through the API.
+//! episodes raised are read back from an SQS queue subscribed to the alert topic. Then
+//! the first device follows its shadow and answers commands sent through the API. Last,
+//! a firmware rollout goes to a thing group of simulated devices, canary first.
 
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,8 @@ async fn main() -> Result<()> {
     client.disconnect().await.ok();
 
     fleet(&stack).await?;
-    shadow_and_commands(&stack, &device).await
+    shadow_and_commands(&stack, &device).await?;
+    firmware_rollout(&stack).await
 }
 
 /// A simulated fleet through the whole path, with faults and anomaly episodes injected:
@@ -466,5 +468,168 @@ async fn shadow_and_commands(stack: &Stack, device: &hub_e2e::Device) -> Result<
     agent_task.abort();
     client.disconnect().await.ok();
     println!("   OK: desired state reached the device and came back reported; each command answered once");
+    Ok(())
+}
+
+/// A firmware rollout through the API to a fresh thing group of simulated devices, which
+/// take the job over MQTT (download, SHA-256 and signature check, install, report): the
+/// canary first, then the rest, followed until it ends; then the registry and the
+/// devices say which version they run.
+async fn firmware_rollout(stack: &Stack) -> Result<()> {
+    const DEVICES: usize = 50;
+    const DEVICE_TYPE: &str = "env-sensor";
+    let admin = stack.admin_client(Role::Admin)?;
+    let viewer = stack.admin_client(Role::Viewer)?;
+    let group = unique("demo-ota");
+    let base = unique("1.0.0");
+    let next = unique("1.1.0");
+    let seed = 11;
+    println!();
+    println!(
+        "11. Firmware rollout: {DEVICES} environment sensors registered through the API in thing \
+         group {group} on firmware {base}, simulated devices that take IoT Jobs over MQTT"
+    );
+    let started = Instant::now();
+    let devices =
+        hub_e2e::ota::register_group(&admin, &group, &group, DEVICES, DEVICE_TYPE, &base).await?;
+    println!(
+        "   registered {} devices with their certificates in {:.1} s",
+        devices.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let key = stack.firmware_signing_key()?;
+    for (i, version) in [&base, &next].into_iter().enumerate() {
+        let artifact = admin
+            .add_firmware(
+                version,
+                DEVICE_TYPE,
+                hub_e2e::ota::image(seed + i as u64, 64 * 1024),
+                &key,
+                Duration::from_secs(30),
+            )
+            .await?;
+        println!(
+            "   firmware {version}: 64 KiB image, SHA-256 signed with Ed25519, uploaded through \
+             a presigned URL, checked by the hub: {}",
+            artifact["status"].as_str().unwrap_or_default()
+        );
+        anyhow::ensure!(
+            artifact["status"] == "ready",
+            "firmware {version} is not ready: {artifact}"
+        );
+    }
+    let connecting = Instant::now();
+    let fleet = hub_e2e::ota::serve(stack, devices, &base, 0.0, seed).await?;
+    println!(
+        "   {DEVICES} simulated devices on {base} connected and subscribed to their job topics \
+         in {:.1} s",
+        connecting.elapsed().as_secs_f64()
+    );
+
+    let begun = Instant::now();
+    let created = admin
+        .post(
+            "/v1/ota/rollout",
+            &json!({"firmware_version": next, "target": group,
+                    "policy": {"canary_percent": 20}}),
+        )
+        .await?
+        .ok()?;
+    let id = created["rollout_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let policy = &created["policy"];
+    println!(
+        "   POST /v1/ota/rollout {next} to {group} with a 20% canary: rollout {id}, IoT Job {}",
+        created["job_id"].as_str().unwrap_or_default()
+    );
+    println!(
+        "   the canary of {} devices goes first, the other {} once it succeeded (at most {} a \
+         minute); the job aborts if {}% of the finished devices fail",
+        created["canary_size"],
+        created["device_count"].as_u64().unwrap_or(0)
+            - created["canary_size"].as_u64().unwrap_or(0),
+        policy["max_per_minute"],
+        policy["abort_failure_percent"].as_f64().unwrap_or_default()
+    );
+    println!(
+        "   (the local emulator releases rollout batches once a minute, so the rest of the \
+         group follows the canary about a minute later)"
+    );
+    let mut last = None;
+    let done = admin
+        .watch_rollout(
+            &id,
+            Duration::from_millis(500),
+            Some(Duration::from_secs(240)),
+            |r| {
+                let count = |s| hub_admin::rollout::count(r, s);
+                let now = (
+                    count("succeeded"),
+                    count("failed") + count("timed_out") + count("rejected"),
+                    count("in_progress"),
+                    count("queued") + count("retry_scheduled"),
+                );
+                if last != Some(now) {
+                    println!(
+                        "   {:>5.1} s  succeeded {:>2}  failed {:>2}  installing {:>2}  queued {:>2}",
+                        begun.elapsed().as_secs_f64(),
+                        now.0,
+                        now.1,
+                        now.2,
+                        now.3
+                    );
+                    last = Some(now);
+                }
+            },
+        )
+        .await?;
+    let took = begun.elapsed();
+    println!(
+        "   rollout {} after {:.1} s: {}",
+        done["status"].as_str().unwrap_or_default(),
+        took.as_secs_f64(),
+        hub_admin::rollout::device_summary(&done)
+    );
+    hub_admin::rollout::completed(&done)?;
+
+    let mut registry = 0;
+    let mut listed = 0;
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/devices?group={group}&limit=100");
+        if let Some(token) = &page_token {
+            path.push_str(&format!("&next_token={token}"));
+        }
+        let page = viewer.get(&path).await?.ok()?;
+        for device in page["devices"].as_array().into_iter().flatten() {
+            listed += 1;
+            if device["firmware_version"] == next.as_str() {
+                registry += 1;
+            }
+        }
+        match page["next_token"].as_str() {
+            Some(token) => page_token = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    let running = fleet
+        .firmware_versions()
+        .values()
+        .filter(|v| **v == next)
+        .count();
+    let report = fleet.stop().await?;
+    println!(
+        "   GET /v1/devices?group={group}: {registry} of {listed} registry devices report {next}; \
+         {running} of {DEVICES} simulated devices run it ({} jobs they reported succeeded, {} failed)",
+        report.jobs.succeeded,
+        report.jobs.failed + report.jobs.rejected
+    );
+    anyhow::ensure!(
+        registry == DEVICES && listed == DEVICES && running == DEVICES,
+        "not every device took {next}: registry {registry} of {listed}, devices {running} of {DEVICES}"
+    );
+    println!("   OK: canary first, then the rest; every device and its registry row on {next}");
     Ok(())
 }

@@ -173,6 +173,36 @@ impl AdminClient {
         }
     }
 
+    /// Reads rollout `rollout_id` every `every` until it is no longer in progress, calling
+    /// `on_progress` with every reading (devices included); returns the last reading,
+    /// whatever its status (see [`rollout::completed`]). With a `timeout`, a rollout still
+    /// in progress after it is an error.
+    pub async fn watch_rollout(
+        &self,
+        rollout_id: &str,
+        every: Duration,
+        timeout: Option<Duration>,
+        mut on_progress: impl FnMut(&Value),
+    ) -> Result<Value> {
+        let path = format!("/v1/ota/rollouts/{rollout_id}");
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let rollout = self.get(&path).await?.ok()?;
+            on_progress(&rollout);
+            if rollout["status"] != "in_progress" {
+                return Ok(rollout);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                bail!(
+                    "rollout {rollout_id} still in progress after {:?}: {}",
+                    timeout.unwrap_or_default(),
+                    rollout["counts"]
+                );
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Sends one request with a bearer token; `path` starts with `/v1/`.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
         let token = self.token().await?;
@@ -252,5 +282,150 @@ pub mod files {
         std::fs::write(dir.join("cert.pem"), cert_pem)?;
         std::fs::write(dir.join("certificate-id"), cert_id)?;
         Ok(())
+    }
+}
+
+/// Rollouts as the API shows them (`GET /v1/ota/rollouts/{id}`): counts per device status,
+/// and with one rollout, its devices.
+pub mod rollout {
+    use anyhow::{bail, Result};
+    use serde_json::Value;
+
+    /// Every status a device of a rollout can be in, in the order of its life.
+    pub const DEVICE_STATUSES: [&str; 8] = [
+        "queued",
+        "in_progress",
+        "retry_scheduled",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "rejected",
+        "cancelled",
+    ];
+
+    /// The statuses of a device still waiting for its outcome.
+    pub const WAITING: [&str; 3] = ["queued", "in_progress", "retry_scheduled"];
+
+    /// Devices in `status`, from the rollout's counts (0 if absent).
+    pub fn count(rollout: &Value, status: &str) -> u64 {
+        rollout["counts"][status].as_u64().unwrap_or(0)
+    }
+
+    /// Devices with an outcome: the group less the devices still waiting.
+    pub fn finished(rollout: &Value) -> u64 {
+        let waiting: u64 = WAITING.iter().map(|s| count(rollout, s)).sum();
+        rollout["device_count"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(waiting)
+    }
+
+    /// One line: devices per status (those with any), and rollbacks if there were some,
+    /// e.g. `50 devices: 48 succeeded, 2 failed; rollbacks: 3 rolled_back`. Tallied from
+    /// the devices when the reading has them, otherwise from the counts.
+    pub fn device_summary(rollout: &Value) -> String {
+        let tally = |statuses: &[&str], of: &dyn Fn(&str) -> u64| {
+            statuses
+                .iter()
+                .map(|s| (*s, of(s)))
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (total, statuses, rollbacks) = match rollout["devices"].as_array() {
+            Some(devices) => {
+                let with = |field: &str, value: &str| {
+                    devices.iter().filter(|d| d[field] == value).count() as u64
+                };
+                (
+                    devices.len() as u64,
+                    tally(&DEVICE_STATUSES, &|s| with("status", s)),
+                    tally(&["sent", "rolled_back", "failed", "unavailable"], &|s| {
+                        with("rollback", s)
+                    }),
+                )
+            }
+            None => (
+                rollout["device_count"].as_u64().unwrap_or(0),
+                tally(&DEVICE_STATUSES, &|s| count(rollout, s)),
+                tally(&["rolled_back"], &|s| count(rollout, s)),
+            ),
+        };
+        let mut line = format!("{total} devices: {statuses}");
+        if !rollbacks.is_empty() {
+            line.push_str(&format!("; rollbacks: {rollbacks}"));
+        }
+        line
+    }
+
+    /// Ok if the rollout completed; otherwise an error naming its status and reason.
+    pub fn completed(rollout: &Value) -> Result<()> {
+        let status = rollout["status"].as_str().unwrap_or("unknown");
+        if status == "completed" {
+            return Ok(());
+        }
+        let id = rollout["rollout_id"].as_str().unwrap_or_default();
+        match rollout["reason"].as_str() {
+            Some(reason) => bail!("rollout {id} is {status}: {reason}"),
+            None => bail!("rollout {id} is {status}"),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::json;
+
+        use super::*;
+
+        fn reading() -> Value {
+            json!({
+                "rollout_id": "ota-1", "status": "aborted", "device_count": 5,
+                "reason": "4 of 5 finished devices failed",
+                "counts": {"queued": 1, "in_progress": 0, "retry_scheduled": 0, "succeeded": 1,
+                           "failed": 2, "timed_out": 1, "rejected": 0, "cancelled": 0,
+                           "rolled_back": 1},
+            })
+        }
+
+        #[test]
+        fn finished_devices_are_the_group_less_the_waiting() {
+            assert_eq!(finished(&reading()), 4);
+            assert_eq!(finished(&json!({})), 0);
+        }
+
+        #[test]
+        fn the_summary_tallies_devices_or_else_counts() {
+            let mut rollout = reading();
+            assert_eq!(
+                device_summary(&rollout),
+                "5 devices: 1 queued, 1 succeeded, 2 failed, 1 timed_out; rollbacks: 1 rolled_back"
+            );
+            rollout["devices"] = json!([
+                {"device_id": "a", "status": "succeeded", "rollback": "rolled_back"},
+                {"device_id": "b", "status": "succeeded"},
+                {"device_id": "c", "status": "cancelled"},
+            ]);
+            assert_eq!(
+                device_summary(&rollout),
+                "3 devices: 2 succeeded, 1 cancelled; rollbacks: 1 rolled_back"
+            );
+        }
+
+        #[test]
+        fn only_a_completed_rollout_is_ok() {
+            let error = completed(&reading()).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                "rollout ota-1 is aborted: 4 of 5 finished devices failed"
+            );
+            assert!(completed(&json!({"rollout_id": "ota-1", "status": "completed"})).is_ok());
+            assert_eq!(
+                completed(&json!({"rollout_id": "ota-1", "status": "cancelled"}))
+                    .unwrap_err()
+                    .to_string(),
+                "rollout ota-1 is cancelled"
+            );
+        }
     }
 }
