@@ -164,6 +164,16 @@ pub enum RolloutError {
     Port(#[from] PortError),
 }
 
+/// Before trying again after losing a conditional write: concurrent events of one
+/// rollout all update its counters, and on AWS a transaction that meets another is
+/// cancelled, so the losers spread out (random, growing) instead of colliding again.
+async fn lost_race_pause(attempt: usize) {
+    if attempt > 0 {
+        let ceiling = 10u64 << attempt.min(6);
+        tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(1..=ceiling))).await;
+    }
+}
+
 fn time_of(seconds: Option<i64>, now: DateTime<Utc>) -> DateTime<Utc> {
     seconds
         .and_then(|s| Utc.timestamp_opt(s, 0).single())
@@ -201,7 +211,8 @@ pub async fn on_execution<P: RolloutPorts>(
         at: time_of(payload.timestamp, now),
         reason,
     };
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        lost_race_pause(attempt).await;
         let Some((rollout, _)) = ports.rollout(rollout_id).await? else {
             return Ok(Handled::Ignored(format!("no rollout {rollout_id}")));
         };
@@ -343,7 +354,8 @@ pub async fn on_retry_due<P: RolloutPorts>(
     retry: &RetryDue,
     now: DateTime<Utc>,
 ) -> Result<Handled, RolloutError> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        lost_race_pause(attempt).await;
         let Some((rollout, _)) = ports.rollout(&retry.rollout_id).await? else {
             return Ok(Handled::Ignored(format!("no rollout {}", retry.rollout_id)));
         };
@@ -466,7 +478,8 @@ async fn update_row<P: RolloutPorts>(
     mut row: DeviceRow,
     change: impl Fn(&DeviceRow) -> Option<DeviceRow>,
 ) -> Result<bool, RolloutError> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        lost_race_pause(attempt).await;
         let Some(next) = change(&row) else {
             return Ok(false);
         };
