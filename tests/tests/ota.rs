@@ -384,3 +384,49 @@ where
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_cancels_between_the_canary_and_the_rest() {
+    let stack = Stack::from_env().await.unwrap();
+    let admin = stack.admin_client(Role::Admin).unwrap();
+    let viewer = stack.admin_client(Role::Viewer).unwrap();
+    let operator = stack.admin_client(Role::Operator).unwrap();
+    let group = unique("ota-cancel");
+    let base = unique("1.0.0-base");
+    let next = unique("2.0.0-held");
+    firmware(&stack, &admin, &base, &next, 13).await;
+    let devices = register_group(&admin, &group, &group, 30, DEVICE_TYPE, &base)
+        .await
+        .unwrap();
+    let fleet = serve(&stack, devices, &base, 0.0, 17).await.unwrap();
+    let created = start(&admin, &next, &group, json!({"canary_percent": 10})).await;
+    let id = created["rollout_id"].as_str().unwrap().to_owned();
+    // The canary (3 devices) succeeds; the rest waits for the next minute's batch.
+    wait_until(Duration::from_secs(30), || async {
+        let r = rollout(&viewer, &id).await;
+        (count(&r, "succeeded") == 3).then_some(())
+    })
+    .await;
+    let path = format!("/v1/ota/rollouts/{id}/cancel");
+    let refused = operator.post(&path, &json!({})).await.unwrap();
+    assert_eq!(refused.status, 403);
+    let cancelled = admin.post(&path, &json!({})).await.unwrap().ok().unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    // The job's cancellation reaches the fleet function: the waiting devices never run.
+    let done = wait_until(Duration::from_secs(30), || async {
+        let r = rollout(&viewer, &id).await;
+        (count(&r, "queued") == 0).then_some(r)
+    })
+    .await;
+    assert_eq!(count(&done, "succeeded"), 3, "{}", done["counts"]);
+    assert_eq!(count(&done, "cancelled"), 27, "{}", done["counts"]);
+    assert!(done["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("cancelled by "));
+    // No rollback on an operator's cancel: the canary keeps the version it took.
+    assert!(device_rows(&done).iter().all(|r| r["rollback"].is_null()));
+    let on_devices = fleet.firmware_versions();
+    assert_eq!(on_devices.values().filter(|v| **v == next).count(), 3);
+    fleet.stop().await.unwrap();
+}

@@ -363,6 +363,21 @@ pub async fn on_retry_due<P: RolloutPorts>(
             return Ok(Handled::Ignored("no such device row".into()));
         };
         let Some(next) = retry_sent(&rollout, &row, retry.attempt, now) else {
+            if rollout.status != RolloutStatus::InProgress
+                && row.status == DeviceStatus::RetryScheduled
+                && row.attempts == retry.attempt
+            {
+                // The rollout ended while this device waited (cancelled after its job
+                // had completed, so no job event came to settle the row): its failure
+                // stands.
+                let reason = format!("the rollout is {}", rollout.status.as_str());
+                update_row(ports, &retry.rollout_id, row, |r| {
+                    (r.status == DeviceStatus::RetryScheduled)
+                        .then(|| cancel_waiting(r, &reason, now))
+                        .flatten()
+                })
+                .await?;
+            }
             return Ok(Handled::Ignored("the retry is no longer wanted".into()));
         };
         let artifact = ready_artifact(ports, &rollout.firmware_version).await?;

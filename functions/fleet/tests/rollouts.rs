@@ -246,13 +246,33 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
         store.row(ROLLOUT, "sim-0000").rollback,
         Some(RollbackStatus::RolledBack)
     );
-    // A retry that comes due after the abort does not go out.
+    // A retry that comes due after the abort does not go out (the abort already settled
+    // its row; one that ended while the device waited is settled now).
+    {
+        let mut rows = store.rows.lock().unwrap();
+        let row = rows
+            .get_mut(&(ROLLOUT.to_owned(), "sim-0008".to_owned()))
+            .unwrap();
+        row.status = DeviceStatus::RetryScheduled;
+        row.attempts = 2;
+        row.reason = Some("flash write error".into());
+    }
     let due = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m2",
         "body": json!({"rollout_id": ROLLOUT, "device_id": "sim-0008", "attempt": 2}).to_string()}]});
     assert!(matches!(
         send(&store, due, t(95)).await,
         Outcome::Retries(handled) if matches!(handled[..], [Handled::Ignored(_)])
     ));
+    let settled = store.row(ROLLOUT, "sim-0008");
+    assert_eq!(
+        (settled.status, settled.attempts),
+        (DeviceStatus::Failed, 1)
+    );
+    assert_eq!(
+        settled.reason.as_deref(),
+        Some("flash write error; not retried: the rollout is aborted")
+    );
+    assert_eq!(store.jobs.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]

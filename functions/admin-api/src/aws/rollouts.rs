@@ -8,35 +8,37 @@ use super::AwsBackend;
 use crate::ports::*;
 
 impl AwsBackend {
-    /// `iot.firmware.rollout.started.v1` on the event stream. The job is out already, so
+    /// A rollout event on the event stream (`started`, `cancelled`: the steps the API
+    /// takes; the fleet function reports the rest). The job's change is made already, so
     /// a failure here is logged, not the request's.
-    async fn announce_start(&self, rollout: &Rollout) {
+    async fn announce(
+        &self,
+        rollout: &Rollout,
+        kind: RolloutEventKind,
+        counts: RolloutCounts,
+        reason: String,
+        at: DateTime<Utc>,
+    ) {
         let Some((kinesis, stream)) = &self.events else {
             return;
         };
         let event = Envelope::new(
             "admin-api",
             rollout.rollout_id.clone(),
-            rollout.created_at,
+            at,
             RolloutEvent {
-                kind: RolloutEventKind::Started,
+                kind,
                 rollout_id: rollout.rollout_id.clone(),
                 firmware_version: rollout.firmware_version.clone(),
                 target: rollout.target.clone(),
-                counts: RolloutCounts {
-                    queued: u64::from(rollout.device_count),
-                    ..RolloutCounts::default()
-                },
-                reason: Some(format!(
-                    "canary of {} of {} devices",
-                    rollout.canary_size, rollout.device_count
-                )),
+                counts,
+                reason: Some(reason),
             },
         );
         let record = vec![(rollout.rollout_id.clone(), event.to_vec())];
         for result in hub_runtime::kinesis::put_records(kinesis, stream, record).await {
             if let Err(err) = result {
-                tracing::error!(rollout_id = rollout.rollout_id, error = %err, "rollout started event not written");
+                tracing::error!(rollout_id = rollout.rollout_id, error = %err, "rollout event not written");
             }
         }
     }
@@ -114,7 +116,22 @@ impl RolloutStore for AwsBackend {
             )
             .await
             .map_err(|e| PortError::new("CreateJob", e))?;
-        self.announce_start(rollout).await;
+        let counts = RolloutCounts {
+            queued: u64::from(rollout.device_count),
+            ..RolloutCounts::default()
+        };
+        let reason = format!(
+            "canary of {} of {} devices",
+            rollout.canary_size, rollout.device_count
+        );
+        self.announce(
+            rollout,
+            RolloutEventKind::Started,
+            counts,
+            reason,
+            rollout.created_at,
+        )
+        .await;
         Ok(())
     }
 
@@ -122,7 +139,20 @@ impl RolloutStore for AwsBackend {
         self.jobs
             .cancel(&rollout.job_id, comment)
             .await
-            .map_err(|e| PortError::new("CancelJob", e))
+            .map_err(|e| PortError::new("CancelJob", e))?;
+        let counts = match self.rollouts.get(&rollout.rollout_id).await {
+            Ok(Some((_, counts))) => counts.to_event(),
+            _ => RolloutCounts::default(),
+        };
+        self.announce(
+            rollout,
+            RolloutEventKind::Cancelled,
+            counts,
+            comment.to_owned(),
+            Utc::now(),
+        )
+        .await;
+        Ok(())
     }
 
     async fn installing(&self, rollout: &Rollout) -> Result<Vec<String>, PortError> {
