@@ -203,7 +203,7 @@ pub async fn get<B: RolloutStore>(b: &B, request: &ApiRequest) -> Result<ApiResp
                     .filter(|r| r.status == RowStatus::Queued && running.contains(&r.device_id))
                 {
                     row.status = RowStatus::InProgress;
-                    counts.queued -= 1;
+                    counts.queued = counts.queued.saturating_sub(1);
                     counts.in_progress += 1;
                 }
             }
