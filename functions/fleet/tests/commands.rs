@@ -44,53 +44,42 @@ fn store(commands: &[Command]) -> MemoryCommands {
     store
 }
 
+/// Hands one event to the fleet function with `commands` as its command store.
+async fn answer(
+    commands: &MemoryCommands,
+    event: Value,
+    at: DateTime<Utc>,
+) -> Result<Outcome, fleet::FleetError> {
+    dispatch(
+        &MemoryRegistry::default(),
+        commands,
+        &MemoryFirmware::default(),
+        &MemoryRollouts::default(),
+        event,
+        at,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_answer_is_recorded_once() {
     let event = fixture();
     let issued = Utc::now();
     let id = event["command_id"].as_str().unwrap().to_owned();
     let commands = store(&[sent("sensor-0042", &id, issued)]);
-    let registry = MemoryRegistry::default();
     let at = issued + Duration::seconds(2);
     assert_eq!(
-        dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            event.clone(),
-            at
-        )
-        .await
-        .unwrap(),
+        answer(&commands, event.clone(), at).await.unwrap(),
         Outcome::Answer(AckOutcome::Recorded)
     );
     assert_eq!(
-        dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            event.clone(),
-            at
-        )
-        .await
-        .unwrap(),
+        answer(&commands, event.clone(), at).await.unwrap(),
         Outcome::Answer(AckOutcome::Duplicate)
     );
     let mut other = event;
     other["status"] = json!("failed");
     assert_eq!(
-        dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            other,
-            at
-        )
-        .await
-        .unwrap(),
+        answer(&commands, other, at).await.unwrap(),
         Outcome::Answer(AckOutcome::Conflict(CommandStatus::Succeeded))
     );
     let held = commands.commands.lock().unwrap()[&("sensor-0042".to_owned(), id)].clone();
@@ -105,34 +94,17 @@ async fn late_unknown_and_foreign_answers_are_not_recorded() {
     let issued = Utc::now();
     let id = event["command_id"].as_str().unwrap().to_owned();
     let commands = store(&[sent("sensor-0042", &id, issued)]);
-    let registry = MemoryRegistry::default();
     // Another device answering this command id: its topic names it, so it is unknown.
     let mut foreign = event.clone();
     foreign["device_id"] = json!("sensor-0043");
     assert_eq!(
-        dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            foreign,
-            issued
-        )
-        .await
-        .unwrap(),
+        answer(&commands, foreign, issued).await.unwrap(),
         Outcome::Answer(AckOutcome::UnknownCommand)
     );
     assert_eq!(
-        dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            event,
-            issued + Duration::seconds(61)
-        )
-        .await
-        .unwrap(),
+        answer(&commands, event, issued + Duration::seconds(61))
+            .await
+            .unwrap(),
         Outcome::Answer(AckOutcome::Late)
     );
     let held = commands.commands.lock().unwrap()[&("sensor-0042".to_owned(), id)].clone();
@@ -146,7 +118,6 @@ async fn late_unknown_and_foreign_answers_are_not_recorded() {
 #[tokio::test]
 async fn malformed_answers_are_refused_with_a_reason_and_strangers_are_errors() {
     let commands = store(&[]);
-    let registry = MemoryRegistry::default();
     for bad in [
         json!({"command_id": "c", "device_id": "d", "status": "done"}),
         json!({"command_id": "c", "device_id": "d"}),
@@ -154,29 +125,12 @@ async fn malformed_answers_are_refused_with_a_reason_and_strangers_are_errors() 
         json!({"command_id": "", "device_id": "d", "status": "failed"}),
         json!({"command_id": "c", "device_id": "d", "status": "failed", "result": "x".repeat(5000)}),
     ] {
-        match dispatch(
-            &registry,
-            &commands,
-            &MemoryFirmware::default(),
-            &MemoryRollouts::default(),
-            bad.clone(),
-            Utc::now(),
-        )
-        .await
-        .unwrap()
-        {
+        match answer(&commands, bad.clone(), Utc::now()).await.unwrap() {
             Outcome::AnswerRefused(reason) => assert!(!reason.is_empty(), "{bad}"),
             other => panic!("{bad}: {other:?}"),
         }
     }
-    assert!(dispatch(
-        &registry,
-        &commands,
-        &MemoryFirmware::default(),
-        &MemoryRollouts::default(),
-        json!({"hello": 1}),
-        Utc::now()
-    )
-    .await
-    .is_err());
+    assert!(answer(&commands, json!({"hello": 1}), Utc::now())
+        .await
+        .is_err());
 }
