@@ -16,6 +16,7 @@ export HUB_MINISTACK_VERSION="1.5.33"
 export HUB_SAM_CLI_VERSION="1.170.0"
 export HUB_CFN_LINT_VERSION="1.58.0"
 export HUB_SCHEMATHESIS_VERSION="4.32.5"
+export HUB_CHECKOV_VERSION="3.3.30"
 
 # What every AWS client of the local stack needs.
 export AWS_REGION="${AWS_REGION:-us-east-1}"

@@ -36,6 +36,9 @@ venv tools "sam=$HUB_SAM_CLI_VERSION cfn-lint=$HUB_CFN_LINT_VERSION" \
 # The API fuzzer (schemathesis) pins its own dependencies too.
 venv apifuzz "schemathesis=$HUB_SCHEMATHESIS_VERSION" "schemathesis==$HUB_SCHEMATHESIS_VERSION"
 
+# The template's security scanner, in a venv of its own for the same reason.
+venv checkov "checkov=$HUB_CHECKOV_VERSION" "checkov==$HUB_CHECKOV_VERSION"
+
 command -v cargo >/dev/null || hub_die "cargo is required (rustup.rs)"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 hub_log "tools installed"

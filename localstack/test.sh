@@ -25,6 +25,10 @@ step "format" cargo fmt --all -- --check
 step "template lint" bash -c '
   "$HUB_VENV_DIR/tools/bin/cfn-lint" template.yaml &&
   "$HUB_VENV_DIR/tools/bin/sam" validate --lint --template template.yaml'
+# Every failed check is a failure; a deliberate exception is a skip on its resource in the
+# template, with its reason. --skip-download: the scan runs offline.
+step "template scan" "$HUB_VENV_DIR/checkov/bin/checkov" -f template.yaml \
+  --framework cloudformation --compact --quiet --skip-download
 step "build" cargo build --workspace --all-targets
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 # Every cargo invocation selects the whole workspace: selecting single packages changes

@@ -104,6 +104,7 @@ export HUB_MQTT_PORT=$HUB_MQTT_PORT
 export HUB_API_URL='$api_url'
 export HUB_TOKEN_URL=$endpoint/oauth2/token
 export HUB_FIRMWARE_SIGNING_KEY=$stack/pki/firmware-signing.pk8
+export HUB_ASYNC_FAILURE_QUEUE_URL=$(output AsyncFailureQueueUrl)
 $clients
 export HUB_CLIENT_ID=\$HUB_ADMIN_CLIENT_ID
 export HUB_CLIENT_SECRET=\$HUB_ADMIN_CLIENT_SECRET

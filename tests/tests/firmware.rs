@@ -43,7 +43,8 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
         .iter()
         .any(|a| a["version"] == version.as_str()));
 
-    // Registered for one image, sent another: rejected, with the reason.
+    // Registered for one image, sent another: S3 itself refuses it (the URL is bound to
+    // the registered digest), and the artifact waits for its image.
     let tampered_version = unique("2.2.0-e2e");
     let (sha256, size) = digest_of(&image);
     let registered = admin
@@ -59,13 +60,19 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
     assert_eq!(registered["status"], "pending_upload");
     let mut tampered = image.clone();
     tampered[1000] ^= 0xff;
+    let refused = admin.upload(&registered["upload"], tampered.clone()).await;
+    assert!(refused.is_err(), "a body of another digest was taken");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let path = format!("/v1/firmware/{tampered_version}");
+    let waiting = viewer.get(&path).await.unwrap().ok().unwrap();
+    assert_eq!(waiting["status"], "pending_upload", "{waiting}");
+    // Positive control: the registered bytes go through the same URL and are checked.
     admin
-        .upload(registered["upload"]["url"].as_str().unwrap(), tampered)
+        .upload(&registered["upload"], image.clone())
         .await
         .unwrap();
-    let path = format!("/v1/firmware/{tampered_version}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let rejected = loop {
+    let checked = loop {
         let artifact = viewer.get(&path).await.unwrap().ok().unwrap();
         if artifact["status"] != "pending_upload" {
             break artifact;
@@ -76,11 +83,21 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_eq!(rejected["status"], "rejected", "{rejected}");
-    assert!(
-        rejected["reason"].as_str().unwrap().contains("SHA-256"),
-        "{rejected}"
-    );
+    assert_eq!(checked["status"], "ready", "{checked}");
+    // Once ready, the image cannot be replaced through its URL either.
+    let replaced = admin.upload(&registered["upload"], tampered).await;
+    assert!(replaced.is_err(), "a checked image was replaced");
+    let object = stack
+        .aws
+        .s3()
+        .get_object()
+        .bucket(stack.output("FirmwareBucketName"))
+        .key(checked["s3_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(digest_of(&stored).0, sha256, "the stored image changed");
 
     // A signature that does not verify, a taken version, a non-admin: refused, nothing made.
     let forged = admin

@@ -110,11 +110,14 @@ pub async fn register<F: FirmwareStore>(
         )));
     }
     let expires = Duration::seconds(UPLOAD_WINDOW_SECONDS);
-    let url = store.upload_url(&artifact.s3_key, expires).await?;
+    let upload = store
+        .upload_url(&artifact.s3_key, &artifact.sha256, artifact.size, expires)
+        .await?;
     let mut shown = serde_json::to_value(&artifact).expect("artifacts serialize");
     shown["upload"] = json!({
         "method": "PUT",
-        "url": url,
+        "url": upload.url,
+        "headers": upload.headers,
         "expires_at": now + expires,
         "content_length": artifact.size,
     });

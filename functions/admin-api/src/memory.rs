@@ -664,11 +664,24 @@ impl FirmwareStore for MemoryBackend {
         Ok(self.firmware.lock().unwrap().values().cloned().collect())
     }
 
-    async fn upload_url(&self, key: &str, expires: chrono::Duration) -> Result<String, PortError> {
-        Ok(format!(
-            "https://firmware.example/{key}?expires={}",
-            expires.num_seconds()
-        ))
+    async fn upload_url(
+        &self,
+        key: &str,
+        sha256: &str,
+        size: u64,
+        expires: chrono::Duration,
+    ) -> Result<PresignedUpload, PortError> {
+        Ok(PresignedUpload {
+            url: format!(
+                "https://firmware.example/{key}?expires={}",
+                expires.num_seconds()
+            ),
+            headers: [
+                ("x-amz-checksum-sha256".to_owned(), sha256.to_owned()),
+                ("content-length".to_owned(), size.to_string()),
+            ]
+            .into(),
+        })
     }
 }
 

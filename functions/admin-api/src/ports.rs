@@ -491,12 +491,23 @@ pub trait FirmwareStore {
         version: &str,
     ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
     fn artifacts(&self) -> impl Future<Output = Result<Vec<Artifact>, PortError>> + Send;
-    /// A presigned URL to PUT the object `key` to, working for `expires`.
+    /// A presigned PUT of the object `key`, working for `expires`, bound to the
+    /// registered image: S3 takes only a body of this SHA-256 (hex) and size.
     fn upload_url(
         &self,
         key: &str,
+        sha256: &str,
+        size: u64,
         expires: chrono::Duration,
-    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    ) -> impl Future<Output = Result<PresignedUpload, PortError>> + Send;
+}
+
+/// A presigned request: its URL and the headers the uploader must send unchanged (they
+/// are signed).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PresignedUpload {
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 pub use hub_fleet::rollout::{Counts, DeviceRow, Rollout, RolloutStatus};

@@ -110,12 +110,18 @@ impl FirmwareChecks for FirmwareImages {
     }
 
     /// Streams the object through SHA-256: images are never held whole in memory.
-    async fn digest(&self, bucket: &str, key: &str) -> Result<ImageDigest, PortError> {
+    async fn digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ImageDigest, PortError> {
         let object = self
             .s3
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await
             .map_err(|e| {

@@ -21,10 +21,14 @@ pub trait FirmwareChecks {
         &self,
         version: &str,
     ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
+    /// Reads the image; `version` is the object version the notification names (the
+    /// bucket is versioned), so the check is of the upload that was notified, not of
+    /// whatever the key holds by the time it is read.
     fn digest(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<&str>,
     ) -> impl Future<Output = Result<ImageDigest, PortError>> + Send;
     /// Records the check if the artifact is still pending; false if it was not.
     fn set_checked(
@@ -65,7 +69,8 @@ pub async fn handle<F: FirmwareChecks>(
         let key = percent_encoding::percent_decode_str(&key.replace('+', " "))
             .decode_utf8_lossy()
             .into_owned();
-        outcomes.push(check(store, &bucket, &key, now).await?);
+        let version = record.s3.object.version_id.filter(|v| !v.is_empty());
+        outcomes.push(check(store, &bucket, &key, version.as_deref(), now).await?);
     }
     for outcome in &outcomes {
         match outcome {
@@ -83,6 +88,7 @@ async fn check<F: FirmwareChecks>(
     store: &F,
     bucket: &str,
     key: &str,
+    object_version: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Checked, PortError> {
     let Some(version) = version_of_key(key) else {
@@ -98,7 +104,7 @@ async fn check<F: FirmwareChecks>(
             "{key}: not the key registered for {version}"
         )));
     }
-    let digest = store.digest(bucket, key).await?;
+    let digest = store.digest(bucket, key, object_version).await?;
     let outcome = check_upload(&artifact, digest.size, &digest.sha256);
     if !store.set_checked(version, outcome.clone(), now).await? {
         return Ok(Checked::Ignored(format!(

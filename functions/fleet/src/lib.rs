@@ -10,20 +10,26 @@
 //! from the delay queue; see [`rollout`].
 //!
 //! Command answers: a device answers a command on `devices/{id}/commands/ack`; the ack
-//! rule adds the device id from the topic and hands it here to be recorded
-//! ([`hub_fleet::command`] says which answers count).
+//! rule selects the answer fields, adds the device id from the topic and hands them here
+//! to be recorded ([`hub_fleet::command`] says which answers count).
+//!
+//! What an event is comes from where it came from, never from its contents: see
+//! [`source`].
 
 pub mod aws;
 pub mod firmware;
 pub mod memory;
 pub mod rollout;
+pub mod source;
 
 use std::future::Future;
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, TimeZone, Utc};
-use hub_fleet::command::{AckOutcome, CommandAck};
+use hub_fleet::command::{AckOutcome, AckStatus, CommandAck};
 use hub_runtime::PortError;
 use serde::Deserialize;
+pub use source::{Origins, Source};
 
 /// An AWS IoT lifecycle (presence) event, as the rule passes it on (`SELECT *`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -72,8 +78,8 @@ pub struct PresenceChange {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
-    #[error("not an event this function handles (no eventType, no command_id)")]
-    Unknown,
+    #[error("not an event of a source this function takes: {0}")]
+    Source(#[from] source::SourceError),
     #[error("not a presence event: {0}")]
     NotPresence(String),
     #[error(transparent)]
@@ -156,21 +162,58 @@ pub enum Outcome {
     Answer(AckOutcome),
     Firmware(Vec<firmware::Checked>),
     Rollout(rollout::Handled),
-    Retries(Vec<rollout::Handled>),
+    /// Due retries from the queue: what each readable message did, and the message ids
+    /// that failed (reported back so only those are received again, and after the
+    /// queue's receive limit wait on its dead-letter queue).
+    Retries {
+        handled: Vec<rollout::Handled>,
+        failed: Vec<String>,
+    },
     /// A device's answer that is not one (bad JSON shape, oversized result); logged
     /// with the reason. Retrying cannot fix it, so it is not an error to the runtime.
     AnswerRefused(String),
 }
 
-/// Handles one event: presence and job events carry `eventType`, command answers
-/// `command_id`, firmware bucket notifications `Records` from `aws:s3`, due retries
-/// `Records` from `aws:sqs`.
+impl Outcome {
+    /// The function's answer to the runtime: the partial batch response for queue
+    /// messages, a summary otherwise.
+    pub fn response(&self) -> serde_json::Value {
+        match self {
+            Outcome::Retries { failed, .. } => serde_json::json!({
+                "batchItemFailures": failed
+                    .iter()
+                    .map(|id| serde_json::json!({ "itemIdentifier": id }))
+                    .collect::<Vec<_>>()
+            }),
+            other => serde_json::json!({ "outcome": format!("{other:?}") }),
+        }
+    }
+}
+
+/// What the command-answer rule hands over: the answer fields it selects by name, the
+/// device id from the topic and the rule's own name. Anything else means the rule is
+/// not the one deployed, and the event is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleAnswer {
+    #[serde(rename = "hub_rule")]
+    _rule: String,
+    device_id: String,
+    command_id: String,
+    status: AckStatus,
+    #[serde(default)]
+    result: Option<serde_json::Value>,
+}
+
+/// Handles one event after naming its source ([`source`]): the source decides what
+/// the event is, never its contents.
 pub async fn dispatch<
     S: ConnectivityStore,
     C: CommandAnswers,
     F: firmware::FirmwareChecks,
     R: rollout::RolloutPorts,
 >(
+    origins: &Origins,
     registry: &S,
     commands: &C,
     images: &F,
@@ -178,46 +221,34 @@ pub async fn dispatch<
     event: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Outcome, FleetError> {
-    if firmware::is_s3_event(&event) {
-        return Ok(Outcome::Firmware(
+    match origins.source_of(&event)? {
+        Source::FirmwareUpload => Ok(Outcome::Firmware(
             firmware::handle(images, event, now).await?,
-        ));
+        )),
+        Source::RolloutRetry => retries(rollouts, event, now).await,
+        Source::JobExecution => Ok(Outcome::Rollout(
+            rollout::on_execution(rollouts, event, now).await?,
+        )),
+        Source::Job => Ok(Outcome::Rollout(
+            rollout::on_job(rollouts, event, now).await?,
+        )),
+        Source::Presence => handle(registry, event).await.map(Outcome::Presence),
+        Source::CommandAnswer => answer(commands, event, now).await,
     }
-    if is_sqs_event(&event) {
-        let mut handled = Vec::new();
-        for body in event["Records"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["body"].as_str())
-        {
-            let retry: rollout::RetryDue = serde_json::from_str(body)
-                .map_err(|e| rollout::RolloutError::Unreadable(e.to_string()))?;
-            handled.push(rollout::on_retry_due(rollouts, &retry, now).await?);
-        }
-        return Ok(Outcome::Retries(handled));
-    }
-    match event.get("eventType").and_then(|t| t.as_str()) {
-        Some("JOB_EXECUTION") => {
-            return Ok(Outcome::Rollout(
-                rollout::on_execution(rollouts, event, now).await?,
-            ))
-        }
-        Some("JOB") => {
-            return Ok(Outcome::Rollout(
-                rollout::on_job(rollouts, event, now).await?,
-            ))
-        }
-        _ => {}
-    }
-    if event.get("eventType").is_some() {
-        return handle(registry, event).await.map(Outcome::Presence);
-    }
-    if event.get("command_id").is_none() {
-        return Err(FleetError::Unknown);
-    }
-    let ack = match serde_json::from_value::<CommandAck>(event) {
-        Ok(ack) => ack,
+}
+
+async fn answer<C: CommandAnswers>(
+    commands: &C,
+    event: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Outcome, FleetError> {
+    let ack = match serde_json::from_value::<RuleAnswer>(event) {
+        Ok(answer) => CommandAck {
+            device_id: answer.device_id,
+            command_id: answer.command_id,
+            status: answer.status,
+            result: answer.result,
+        },
         Err(err) => return Ok(refused(err.to_string())),
     };
     if let Err(err) = ack.validate() {
@@ -237,11 +268,35 @@ pub async fn dispatch<
     Ok(Outcome::Answer(outcome))
 }
 
-fn is_sqs_event(event: &serde_json::Value) -> bool {
-    event["Records"]
-        .as_array()
-        .and_then(|records| records.first())
-        .is_some_and(|r| r["eventSource"] == "aws:sqs")
+/// Each due retry on its own: one unreadable or failing message does not hold back the
+/// others of its batch.
+async fn retries<R: rollout::RolloutPorts>(
+    rollouts: &R,
+    event: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Outcome, FleetError> {
+    let event: SqsEvent = serde_json::from_value(event)
+        .map_err(|e| rollout::RolloutError::Unreadable(e.to_string()))?;
+    let (mut handled, mut failed) = (Vec::new(), Vec::new());
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        let due = serde_json::from_str::<rollout::RetryDue>(message.body.as_deref().unwrap_or(""))
+            .map_err(|e| FleetError::from(rollout::RolloutError::Unreadable(e.to_string())));
+        let result = match due {
+            Ok(due) => rollout::on_retry_due(rollouts, &due, now)
+                .await
+                .map_err(FleetError::from),
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(outcome) => handled.push(outcome),
+            Err(err) => {
+                tracing::warn!(message_id = id, error = %err, "retry message failed");
+                failed.push(id);
+            }
+        }
+    }
+    Ok(Outcome::Retries { handled, failed })
 }
 
 fn refused(reason: String) -> Outcome {

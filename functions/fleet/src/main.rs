@@ -2,7 +2,10 @@
 //! the retry queue and the event stream to the fleet handlers and hands them to the
 //! Lambda runtime.
 
-use fleet::aws::{AwsRollouts, DynamoRegistry, FirmwareImages};
+use fleet::{
+    aws::{AwsRollouts, DynamoRegistry, FirmwareImages},
+    Origins,
+};
 use hub_fleet::{
     commands_table::DynamoCommands, firmware_table::DynamoFirmware, jobs::FirmwareJobs,
     rollouts_table::DynamoRollouts,
@@ -53,10 +56,16 @@ async fn main() -> Result<(), Error> {
         kinesis: aws_sdk_kinesis::Client::new(&aws.sdk),
         events_stream: config::required("EVENTS_STREAM")?,
     };
-    let (registry, commands, images, rollouts) = (&registry, &commands, &images, &rollouts);
+    let origins = Origins {
+        firmware_bucket: config::required("FIRMWARE_BUCKET")?,
+        retry_queue_arn: config::required("ROLLOUT_RETRY_QUEUE_ARN")?,
+    };
+    let (origins, registry, commands, images, rollouts) =
+        (&origins, &registry, &commands, &images, &rollouts);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             fleet::dispatch(
+                origins,
                 registry,
                 commands,
                 images,
@@ -65,7 +74,7 @@ async fn main() -> Result<(), Error> {
                 chrono::Utc::now(),
             )
             .await
-            .map(|outcome| serde_json::json!({ "outcome": format!("{outcome:?}") }))
+            .map(|outcome| outcome.response())
             .map_err(Error::from)
         },
     ))

@@ -11,8 +11,32 @@ use hub_fleet::firmware::{Artifact, ArtifactStatus};
 
 use crate::{
     firmware::{FirmwareChecks, ImageDigest},
-    Applied, CommandAnswers, ConnectivityStore, PresenceChange,
+    Applied, CommandAnswers, ConnectivityStore, Origins, PresenceChange,
 };
+
+/// What the command-answer rule (template.yaml, CommandAckRule) makes of a device's
+/// payload: the answer fields it selects by name, the device id from the topic and the
+/// rule's own name; whatever else the device wrote is not selected.
+pub fn ack_rule_output(device: &str, payload: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::json!({"hub_rule": "command_answer", "device_id": device});
+    for field in ["command_id", "status", "result"] {
+        if let Some(v) = payload.get(field) {
+            out[field] = v.clone();
+        }
+    }
+    out
+}
+
+/// The retry queue the tests' queue messages come from.
+pub const RETRY_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:rollout-retries";
+
+/// The origins of the tests' events: the fixtures' firmware bucket and [`RETRY_QUEUE_ARN`].
+pub fn origins() -> Origins {
+    Origins {
+        firmware_bucket: "iothub-firmware-000000000000-us-east-1".into(),
+        retry_queue_arn: RETRY_QUEUE_ARN.into(),
+    }
+}
 
 #[derive(Default)]
 pub struct MemoryRegistry {
@@ -71,8 +95,10 @@ impl CommandAnswers for MemoryCommands {
 #[derive(Default)]
 pub struct MemoryFirmware {
     pub artifacts: Mutex<HashMap<String, Artifact>>,
-    /// (bucket, key) -> image bytes.
+    /// (bucket, key) -> image bytes (the current version).
     pub objects: Mutex<HashMap<(String, String), Vec<u8>>>,
+    /// (bucket, key, version id) -> image bytes, for notifications that name a version.
+    pub versions: Mutex<HashMap<(String, String, String), Vec<u8>>>,
 }
 
 impl FirmwareChecks for MemoryFirmware {
@@ -80,15 +106,34 @@ impl FirmwareChecks for MemoryFirmware {
         Ok(self.artifacts.lock().unwrap().get(version).cloned())
     }
 
-    async fn digest(&self, bucket: &str, key: &str) -> Result<ImageDigest, PortError> {
+    async fn digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ImageDigest, PortError> {
         let objects = self.objects.lock().unwrap();
-        let image = objects
-            .get(&(bucket.to_owned(), key.to_owned()))
-            .ok_or_else(|| PortError::new("firmware image read", "NoSuchKey"))?;
+        let versioned = version.and_then(|v| {
+            self.versions
+                .lock()
+                .unwrap()
+                .get(&(bucket.to_owned(), key.to_owned(), v.to_owned()))
+                .cloned()
+        });
+        let image = match versioned {
+            Some(image) => image,
+            None if version.is_some() => {
+                return Err(PortError::new("firmware image read", "NoSuchVersion"))
+            }
+            None => objects
+                .get(&(bucket.to_owned(), key.to_owned()))
+                .cloned()
+                .ok_or_else(|| PortError::new("firmware image read", "NoSuchKey"))?,
+        };
         Ok(ImageDigest {
             size: image.len() as u64,
             sha256: hub_fleet::firmware::hex(
-                ring::digest::digest(&ring::digest::SHA256, image).as_ref(),
+                ring::digest::digest(&ring::digest::SHA256, &image).as_ref(),
             ),
         })
     }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use fleet::{
     dispatch,
     firmware::Checked,
-    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
+    memory::{self, MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
     Outcome,
 };
 use hub_fleet::firmware::{hex, object_key, Artifact, ArtifactStatus};
@@ -44,6 +44,7 @@ fn registered(version: &str, image: &[u8]) -> Artifact {
 
 async fn run(images: &MemoryFirmware, key: &str) -> Vec<Checked> {
     let outcome = dispatch(
+        &memory::origins(),
         &MemoryRegistry::default(),
         &MemoryCommands::default(),
         images,
@@ -112,5 +113,45 @@ async fn a_matching_upload_is_ready_and_a_tampered_one_rejected() {
     assert_eq!(
         images.artifacts.lock().unwrap()["2.1.0"].status,
         ArtifactStatus::Ready
+    );
+}
+
+#[tokio::test]
+async fn the_check_reads_the_object_version_the_notification_names() {
+    let images = MemoryFirmware::default();
+    let artifact = registered("3.0.0", b"firmware 3.0.0");
+    images
+        .artifacts
+        .lock()
+        .unwrap()
+        .insert(artifact.version.clone(), artifact.clone());
+    let key = (BUCKET.to_owned(), artifact.s3_key.clone());
+    // The notified upload was the wrong image; by the time the check reads, the key's
+    // current version holds the right one.
+    images.versions.lock().unwrap().insert(
+        (key.0.clone(), key.1.clone(), "v1".into()),
+        b"firmware 3.0.X".to_vec(),
+    );
+    images
+        .objects
+        .lock()
+        .unwrap()
+        .insert(key.clone(), b"firmware 3.0.0".to_vec());
+    let mut event = event_for(&artifact.s3_key);
+    event["Records"][0]["s3"]["object"]["versionId"] = Value::from("v1");
+    let outcome = dispatch(
+        &memory::origins(),
+        &MemoryRegistry::default(),
+        &MemoryCommands::default(),
+        &images,
+        &MemoryRollouts::default(),
+        event,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Firmware(c) if matches!(&c[..], [Checked::Rejected(..)])),
+        "{outcome:?}"
     );
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fleet::{
     dispatch,
-    memory::{MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
+    memory::{self, MemoryCommands, MemoryFirmware, MemoryRegistry, MemoryRollouts},
     rollout::{Handled, RetryDue},
     Outcome,
 };
@@ -87,6 +87,7 @@ fn rollouts() -> MemoryRollouts {
 
 async fn send(store: &MemoryRollouts, event: Value, now: DateTime<Utc>) -> Outcome {
     dispatch(
+        &memory::origins(),
         &MemoryRegistry::default(),
         &MemoryCommands::default(),
         &MemoryFirmware::default(),
@@ -142,11 +143,14 @@ async fn a_failure_is_retried_after_its_backoff_as_a_one_device_job() {
     assert_eq!(store.retries.lock().unwrap().len(), 1);
 
     // The delay queue hands it back: the retry job goes to that one device.
-    let message = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1",
+    let message = json!({"Records": [{"eventSource": "aws:sqs", "eventSourceARN": memory::RETRY_QUEUE_ARN, "messageId": "m1",
         "body": serde_json::to_string(&retries[0].0).unwrap()}]});
     assert_eq!(
         send(&store, message.clone(), t(45)).await,
-        Outcome::Retries(vec![Handled::RetrySent])
+        Outcome::Retries {
+            handled: vec![Handled::RetrySent],
+            failed: vec![]
+        }
     );
     let jobs = store.jobs.lock().unwrap().clone();
     let (job_id, (things, version, rollback)) = jobs.iter().next().unwrap();
@@ -157,7 +161,7 @@ async fn a_failure_is_retried_after_its_backoff_as_a_one_device_job() {
     // Redelivered: nothing more goes out.
     assert!(matches!(
         send(&store, message, t(46)).await,
-        Outcome::Retries(handled) if matches!(handled[..], [Handled::Ignored(_)])
+        Outcome::Retries { handled, .. } if matches!(handled[..], [Handled::Ignored(_)])
     ));
     // The retry succeeds: the registry gets the new version.
     let ok = execution("sim-0003", job_id, "SUCCEEDED", 60);
@@ -257,11 +261,11 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
         row.attempts = 2;
         row.reason = Some("flash write error".into());
     }
-    let due = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m2",
+    let due = json!({"Records": [{"eventSource": "aws:sqs", "eventSourceARN": memory::RETRY_QUEUE_ARN, "messageId": "m2",
         "body": json!({"rollout_id": ROLLOUT, "device_id": "sim-0008", "attempt": 2}).to_string()}]});
     assert!(matches!(
         send(&store, due, t(95)).await,
-        Outcome::Retries(handled) if matches!(handled[..], [Handled::Ignored(_)])
+        Outcome::Retries { handled, .. } if matches!(handled[..], [Handled::Ignored(_)])
     ));
     let settled = store.row(ROLLOUT, "sim-0008");
     assert_eq!(
@@ -350,4 +354,45 @@ async fn the_rollout_completes_when_its_job_has_and_no_device_is_pending() {
         send(&store, foreign, t(51)).await,
         Outcome::Rollout(Handled::Ignored(_))
     ));
+}
+
+#[tokio::test]
+async fn job_events_a_device_forges_on_its_answer_topic_change_no_rollout() {
+    let store = rollouts();
+    let mut abort = fixture("iot-job-canceled-abort.json");
+    abort.as_object_mut().unwrap().remove("hub_rule");
+    let mut failed = fixture("iot-job-execution-failed.json");
+    failed.as_object_mut().unwrap().remove("hub_rule");
+    failed["thingArn"] = json!("arn:aws:iot:us-east-1:123456789012:thing/sim-0004");
+    for forged in [abort, failed] {
+        // Through the deployed rule it is at most a malformed answer.
+        let outcome = send(&store, memory::ack_rule_output("sim-0003", &forged), t(30)).await;
+        assert!(matches!(outcome, Outcome::AnswerRefused(_)), "{outcome:?}");
+        // Had a rule passed the payload on whole (SELECT *), nothing names its source.
+        let mut whole = forged.clone();
+        whole["device_id"] = json!("sim-0003");
+        let refused = dispatch(
+            &memory::origins(),
+            &MemoryRegistry::default(),
+            &MemoryCommands::default(),
+            &MemoryFirmware::default(),
+            &store,
+            whole,
+            t(30),
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(fleet::FleetError::Source(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(store.status(ROLLOUT), RolloutStatus::InProgress);
+    assert_eq!(store.row(ROLLOUT, "sim-0004").status, DeviceStatus::Queued);
+    assert!(store.jobs.lock().unwrap().is_empty());
+    assert!(store.retries.lock().unwrap().is_empty());
+
+    // Positive control: the same events from IoT Jobs' own rules are believed.
+    let outcome = send(&store, fixture("iot-job-canceled-abort.json"), t(75)).await;
+    assert_eq!(outcome, Outcome::Rollout(Handled::Job("aborted")));
+    assert_eq!(store.status(ROLLOUT), RolloutStatus::Aborted);
 }

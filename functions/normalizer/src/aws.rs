@@ -103,6 +103,7 @@ impl DeviceStates for DynamoDeviceStates {
                     string(item, "device_id")?,
                     DeviceState {
                         last_seq: number(item, "last_seq"),
+                        last_seq_ts_ms: number(item, "last_seq_ts_ms"),
                         gaps: number(item, "gaps").unwrap_or(0),
                         window_minute: number::<i64>(item, "window_minute").unwrap_or(0),
                         window_count: number(item, "window_count").unwrap_or(0),
@@ -119,6 +120,9 @@ impl DeviceStates for DynamoDeviceStates {
                 let mut item = key("device_id", id);
                 if let Some(seq) = state.last_seq {
                     item.insert("last_seq".into(), n(seq));
+                }
+                if let Some(ts) = state.last_seq_ts_ms {
+                    item.insert("last_seq_ts_ms".into(), n(ts));
                 }
                 item.insert("gaps".into(), n(state.gaps));
                 item.insert("window_minute".into(), n(state.window_minute));

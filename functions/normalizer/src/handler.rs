@@ -95,6 +95,7 @@ fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Vec
             tally.clock_skew_corrected,
         )
         .count("telemetry_sequence_gaps_total", tally.sequence_gaps)
+        .count("telemetry_sequence_resets_total", tally.sequence_resets)
         .count("telemetry_batch_records", records as u64)
         .count("telemetry_batch_failed_records", failed as u64)
         .millis("processing_latency", latency_ms);

@@ -27,6 +27,9 @@ pub trait Registry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceState {
     pub last_seq: Option<u64>,
+    /// Device time (epoch ms) of the reading that set `last_seq`: a lower seq with a newer
+    /// time is a restarted counter, not a late reading.
+    pub last_seq_ts_ms: Option<i64>,
     /// Sequence numbers skipped and not (yet) received late: the device's missing readings.
     pub gaps: u64,
     /// Start (epoch minute) of the current rate-limit window and messages admitted in it.

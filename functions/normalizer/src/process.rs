@@ -135,7 +135,7 @@ where
         .collect();
     let dedup_keys: Vec<String> = parsed
         .iter()
-        .filter_map(|p| p.message.seq.map(|seq| dedup_key(&p.raw.device_id, seq)))
+        .map(|p| dedup_key(&p.raw.device_id, &p.message))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -168,19 +168,17 @@ where
         // the dedup key to claim once the record passes the rate limit.
         let mut already_emitted = false;
         let mut to_claim = None;
-        if let Some(seq) = p.message.seq {
-            let key = dedup_key(device_id, seq);
-            match claimed.get(&key) {
-                // Claimed by another stream record: the device (or the network) sent it twice.
-                Some(position) if *position != p.position => {
-                    tally.record(&Outcome::Deduplicated);
-                    continue;
-                }
-                // Claimed by this very record: claims are written only after the emit
-                // succeeded, so the event is out already; emitting it again would double it.
-                Some(_) => already_emitted = true,
-                None => to_claim = Some(key),
+        let key = dedup_key(device_id, &p.message);
+        match claimed.get(&key) {
+            // Claimed by another stream record: the device (or the network) sent it twice.
+            Some(position) if *position != p.position => {
+                tally.record(&Outcome::Deduplicated);
+                continue;
             }
+            // Claimed by this very record: claims are written only after the emit
+            // succeeded, so the event is out already; emitting it again would double it.
+            Some(_) => already_emitted = true,
+            None => to_claim = Some(key),
         }
         let state = states.entry(device_id.clone()).or_default();
         let minute = p.raw.received_at.timestamp().div_euclid(60);
@@ -206,7 +204,15 @@ where
             new_claims.push((key, p.position.clone()));
         }
         if let Some(seq) = p.message.seq {
+            let ts = p.message.device_ts.timestamp_millis();
+            let restarted = matches!(
+                (state.last_seq, state.last_seq_ts_ms),
+                (Some(last), Some(last_ts)) if seq < last && ts > last_ts
+            );
             match state.last_seq {
+                // A lower seq with a newer device time: the device restarted its counter
+                // (a reboot, a reflash). A new run of sequence numbers begins here.
+                _ if restarted => tally.sequence_resets += 1,
                 // Checked: a device may send any u64, u64::MAX included.
                 Some(last) if seq > last.saturating_add(1) => {
                     let missed = seq - last - 1;
@@ -217,7 +223,10 @@ where
                 Some(last) if seq < last => state.gaps = state.gaps.saturating_sub(1),
                 _ => {}
             }
-            state.last_seq = Some(state.last_seq.map_or(seq, |last| last.max(seq)));
+            if restarted || state.last_seq.is_none_or(|last| seq >= last) {
+                state.last_seq = Some(seq);
+                state.last_seq_ts_ms = Some(ts);
+            }
         }
         if p.message.kind == MessageKind::Heartbeat {
             tally.record(&Outcome::Dropped("heartbeat"));
@@ -260,8 +269,28 @@ pub fn event_id(position: &str) -> String {
     uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, position.as_bytes()).to_string()
 }
 
-fn dedup_key(device_id: &str, seq: u64) -> String {
-    format!("{device_id}#{seq}")
+/// Names the identities of readings without a seq (a v5 UUID namespace of its own).
+const READING_NAMESPACE: uuid::Uuid = uuid::uuid!("8a4f3e1d-2b6c-4d09-a7e5-6c1b9f2d3e70");
+
+/// A reading's identity, the same for every copy of one message however it was
+/// redelivered (the bridge or the broker resending it, a rule action retried): the
+/// device, its seq and its own time of the reading. A device that restarts its counter
+/// repeats the seq with a new time, so its new readings are not taken for the old ones.
+/// A message without a seq (the v1 form) is known by its time and content instead.
+fn dedup_key(device_id: &str, message: &hub_telemetry::DeviceMessage) -> String {
+    let ts = message.device_ts.timestamp_millis();
+    match message.seq {
+        Some(seq) => format!("{device_id}#{seq}#{ts}"),
+        None => {
+            let content = serde_json::json!({
+                "kind": format!("{:?}", message.kind),
+                "metrics": message.metrics,
+                "status": message.status,
+            });
+            let digest = uuid::Uuid::new_v5(&READING_NAMESPACE, content.to_string().as_bytes());
+            format!("{device_id}#-#{ts}#{digest}")
+        }
+    }
 }
 
 fn dead_letter_of(p: &Parsed, reason: &'static str, detail: String) -> DeadLetter {

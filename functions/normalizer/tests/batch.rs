@@ -312,3 +312,88 @@ async fn a_rate_limited_record_does_not_claim_its_seq() {
         "replayable later"
     );
 }
+
+fn reading_at(seq: u64, ts: &str) -> Vec<u8> {
+    json!({"v": 2, "seq": seq, "msg_type": "telemetry", "ts": ts,
+           "metrics": {"temperature": 21.0}, "status": "OK"})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_device_that_restarts_its_counter_keeps_its_new_readings() {
+    let memory = Memory::default();
+    let config = Config::default();
+    let before: Vec<_> = (1..=3)
+        .map(|seq| {
+            raw(
+                "d",
+                &reading_at(seq, &format!("2026-11-23T09:5{seq}:00Z")),
+                &format!("s:{seq}"),
+            )
+        })
+        .collect();
+    let result = run(&memory, &config, &before).await;
+    assert_eq!(result.tally.stored, 3);
+    // Rebooted: seq starts again at 1, with later device times.
+    let after: Vec<_> = (1..=3)
+        .map(|seq| {
+            raw(
+                "d",
+                &reading_at(seq, &format!("2026-11-23T09:59:0{seq}Z")),
+                &format!("s:{}", 10 + seq),
+            )
+        })
+        .collect();
+    let result = run(&memory, &config, &after).await;
+    assert_eq!(
+        (result.tally.stored, result.tally.deduplicated),
+        (3, 0),
+        "{:?}",
+        result.tally
+    );
+    assert_eq!(result.tally.sequence_resets, 1);
+    assert_eq!(result.tally.sequence_gaps, 0);
+    assert_eq!(memory.emitted.lock().unwrap().len(), 6);
+    let state = memory.states.lock().unwrap()["d"].clone();
+    assert_eq!(state.last_seq, Some(3));
+
+    // Positive control: a redelivery of a post-reboot reading is still one reading.
+    let again = raw("d", &reading_at(2, "2026-11-23T09:59:02Z"), "s:99");
+    let result = run(&memory, &config, &[again]).await;
+    assert_eq!(result.tally.deduplicated, 1);
+    assert_eq!(result.tally.sequence_resets, 0);
+    assert_eq!(memory.emitted.lock().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn a_redelivered_message_without_a_seq_is_stored_once() {
+    let memory = Memory::default();
+    let config = Config::default();
+    let v1 = |temperature: f64| {
+        json!({"ts": "2026-11-23T09:59:59Z", "temperature": temperature, "status": "OK"})
+            .to_string()
+            .into_bytes()
+    };
+    // The broker resent it after the bridge restarted: a second stream record.
+    let first = raw("legacy", &v1(21.5), "shardId-1:100");
+    let resent = raw("legacy", &v1(21.5), "shardId-1:160");
+    let other = raw("legacy", &v1(22.0), "shardId-1:161");
+    let result = run(&memory, &config, std::slice::from_ref(&first)).await;
+    assert_eq!(result.tally.stored, 1);
+    let result = run(&memory, &config, &[resent.clone(), other]).await;
+    assert_eq!(
+        (result.tally.stored, result.tally.deduplicated),
+        (1, 1),
+        "{:?}",
+        result.tally
+    );
+    // In one batch too.
+    let fresh = Memory::default();
+    let result = run(&fresh, &config, &[first.clone(), resent]).await;
+    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 1));
+    // And the first record redelivered (a retried batch) is still not its own duplicate.
+    let result = run(&memory, &config, &[first]).await;
+    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 0));
+    assert_eq!(memory.emitted.lock().unwrap().len(), 2);
+}

@@ -27,6 +27,8 @@ pub struct Tally {
     pub clock_skew_corrected: u64,
     /// Sequence numbers skipped by devices (a gap of 3 counts 3).
     pub sequence_gaps: u64,
+    /// Devices seen restarting their sequence counter.
+    pub sequence_resets: u64,
 }
 
 impl Tally {
@@ -59,6 +61,7 @@ impl Tally {
         self.deduplicated += other.deduplicated;
         self.clock_skew_corrected += other.clock_skew_corrected;
         self.sequence_gaps += other.sequence_gaps;
+        self.sequence_resets += other.sequence_resets;
         for (reason, n) in &other.dead_lettered {
             *self.dead_lettered.entry(reason).or_default() += n;
         }

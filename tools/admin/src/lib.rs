@@ -121,15 +121,20 @@ impl AdminClient {
         Ok(token.access_token)
     }
 
-    /// PUTs `body` to a presigned upload URL (no token: the URL carries its signature).
-    pub async fn upload(&self, url: &str, body: Vec<u8>) -> Result<()> {
-        let response = self
-            .http
-            .put(url)
-            .body(body)
-            .send()
-            .await
-            .context("uploading")?;
+    /// PUTs `body` as the API's `upload` answer says: to its presigned URL, with its
+    /// signed headers (no token: the URL carries its signature).
+    pub async fn upload(&self, upload: &Value, body: Vec<u8>) -> Result<()> {
+        let url = upload["url"]
+            .as_str()
+            .context("no upload URL in the answer")?;
+        let mut request = self.http.put(url);
+        for (name, value) in upload["headers"].as_object().into_iter().flatten() {
+            // reqwest sets the length from the body itself.
+            if name != "content-length" {
+                request = request.header(name, value.as_str().unwrap_or_default());
+            }
+        }
+        let response = request.body(body).send().await.context("uploading")?;
         let status = response.status();
         if !status.is_success() {
             bail!("upload refused ({status}): {}", response.text().await?);
@@ -158,10 +163,7 @@ impl AdminClient {
             )
             .await?
             .ok()?;
-        let url = registered["upload"]["url"]
-            .as_str()
-            .context("no upload URL in the answer")?;
-        self.upload(url, image).await?;
+        self.upload(&registered["upload"], image).await?;
         let path = format!("/v1/firmware/{version}");
         let deadline = Instant::now() + wait;
         loop {
@@ -262,6 +264,8 @@ impl AdminClient {
 
 /// A device's credentials as files: `key.pem` (0600, made here, never sent), `cert.pem`,
 /// `certificate-id`.
+pub mod replay;
+
 pub mod files {
     use std::path::Path;
 

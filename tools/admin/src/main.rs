@@ -141,6 +141,16 @@ enum Command {
     Rollout(RolloutCommand),
     /// Print an access token (for scripts).
     Token,
+    /// Hand the events waiting on the asynchronous-failure queue back to their
+    /// functions (AWS credentials from the environment; `AWS_ENDPOINT_URL` locally).
+    Replay {
+        /// The queue (the stack's AsyncFailureQueueUrl output).
+        #[arg(long, env = "HUB_ASYNC_FAILURE_QUEUE_URL")]
+        queue_url: String,
+        /// List what would be replayed and leave it on the queue.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -411,6 +421,22 @@ fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Command::Replay { queue_url, dry_run } = &cli.command {
+        // Works on AWS directly, not through the admin API.
+        let aws = hub_runtime::AwsEnv::load().await;
+        let outcome = hub_admin::replay::replay(
+            &aws_sdk_sqs::Client::new(&aws.sdk),
+            &aws_sdk_lambda::Client::new(&aws.sdk),
+            queue_url,
+            *dry_run,
+        )
+        .await?;
+        for (id, why) in &outcome.unreadable {
+            eprintln!("left on the queue: {id}: {why}");
+        }
+        eprintln!("replayed {}", outcome.replayed);
+        return Ok(());
+    }
     let client = AdminClient::new(settings(cli.connection)?)?;
     match cli.command {
         Command::Register {
@@ -762,6 +788,7 @@ async fn main() -> Result<()> {
             print(&value.ok()?);
         }
         Command::Token => println!("{}", client.token().await?),
+        Command::Replay { .. } => unreachable!("handled before the API client is made"),
     }
     Ok(())
 }

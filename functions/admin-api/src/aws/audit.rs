@@ -42,6 +42,8 @@ impl AuditLog for AwsBackend {
             .put_item()
             .table_name(&self.tables.audit)
             .set_item(Some(item))
+            // An audit row is written once: a second begin for the same key is refused.
+            .condition_expression("attribute_not_exists(event_key)")
             .send()
             .await
             .map_err(|e| PortError::new("audit write", describe(e)))?;
@@ -55,9 +57,13 @@ impl AuditLog for AwsBackend {
             .table_name(&self.tables.audit)
             .set_key(Some(key(entry)))
             .update_expression("SET #outcome = :outcome, #status = :status")
+            // Only a pending row gets its outcome, once; a finished row is never rewritten
+            // and a missing one is not made up.
+            .condition_expression("#outcome = :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#outcome", "outcome")
             .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":status", n(status))
             .send()
             .await

@@ -315,3 +315,83 @@ mod tests {
         assert!(Template::parse("${a > 1}").is_err());
     }
 }
+
+#[cfg(test)]
+mod template_rules {
+    use super::*;
+
+    /// The SQL of one of `template.yaml`'s topic rules.
+    fn deployed_sql(resource: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let template: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        template["Resources"][resource]["Properties"]["TopicRulePayload"]["Sql"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_answer_rule_passes_on_only_answer_fields_of_the_publishing_device() {
+        let statement = Statement::parse(&deployed_sql("CommandAckRule")).unwrap();
+        let topic = "devices/intruder/commands/ack";
+        let forged = [
+            json!({"eventType": "JOB", "jobId": "ota-1", "status": "CANCELED",
+                "comment": "ABORT_CANCEL", "hub_rule": "job"}),
+            json!({"eventType": "JOB_EXECUTION", "thingArn": "arn:aws:iot:r:1:thing/victim",
+                "status": "SUCCEEDED", "device_id": "victim"}),
+            json!({"eventType": "disconnected", "clientId": "victim", "timestamp": 4_102_444_800_000i64}),
+            json!({"Records": [{"eventSource": "aws:s3"}]}),
+            json!({"command_id": "c1", "status": "succeeded", "result": {"ok": true},
+                "device_id": "victim", "hub_rule": "presence", "extra": 1}),
+        ];
+        for payload in forged {
+            let bytes = payload.to_string().into_bytes();
+            let message = MessageContext {
+                topic,
+                payload: &bytes,
+                client_id: "intruder",
+                received_at_ms: 0,
+            };
+            let output: serde_json::Value =
+                serde_json::from_slice(&statement.evaluate(&message).unwrap().into_bytes())
+                    .unwrap();
+            let keys: Vec<&str> = output
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            assert!(
+                keys.iter().all(
+                    |k| ["hub_rule", "device_id", "command_id", "status", "result"].contains(k)
+                ),
+                "{payload} -> {output}"
+            );
+            assert_eq!(output["hub_rule"], "command_answer", "{payload}");
+            assert_eq!(output["device_id"], "intruder", "{payload}");
+        }
+    }
+
+    #[test]
+    fn platform_rules_name_themselves() {
+        for (resource, name) in [
+            ("PresenceRule", "presence"),
+            ("JobExecutionEventsRule", "job_execution"),
+            ("JobEventsRule", "job"),
+        ] {
+            let statement = Statement::parse(&deployed_sql(resource)).unwrap();
+            let message = MessageContext {
+                topic: "$aws/events/presence/connected/d1",
+                payload: br#"{"eventType":"connected","clientId":"d1"}"#,
+                client_id: "",
+                received_at_ms: 0,
+            };
+            let output: serde_json::Value =
+                serde_json::from_slice(&statement.evaluate(&message).unwrap().into_bytes())
+                    .unwrap();
+            assert_eq!(output["hub_rule"], name, "{resource}");
+            assert_eq!(output["clientId"], "d1", "{resource}");
+        }
+    }
+}
