@@ -430,3 +430,62 @@ async fn an_operator_cancels_between_the_canary_and_the_rest() {
     assert_eq!(on_devices.values().filter(|v| **v == next).count(), 3);
     fleet.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_is_refused_when_the_thing_group_holds_a_thing_the_hub_never_checked() {
+    let stack = Stack::from_env().await.unwrap();
+    let admin = stack.admin_client(Role::Admin).unwrap();
+    let group = unique("ota-stranger");
+    let base = unique("1.0.0-strange");
+    let next = unique("2.0.0-strange");
+    firmware(&stack, &admin, &base, &next, 31).await;
+    register_group(&admin, &group, &group, 2, DEVICE_TYPE, &base)
+        .await
+        .unwrap();
+    // Someone with IoT access adds a thing of their own to the group.
+    let iot = stack.iot();
+    let stranger = unique("stranger");
+    iot.create_thing()
+        .thing_name(&stranger)
+        .send()
+        .await
+        .unwrap();
+    iot.add_thing_to_thing_group()
+        .thing_group_name(&group)
+        .thing_name(&stranger)
+        .send()
+        .await
+        .unwrap();
+    let body = json!({"firmware_version": next, "target": group, "policy": {}});
+    let refused = admin.post("/v1/ota/rollout", &body).await.unwrap();
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&stranger),
+        "{}",
+        refused.body
+    );
+    // Positive control: without the stranger the same rollout starts.
+    iot.remove_thing_from_thing_group()
+        .thing_group_name(&group)
+        .thing_name(&stranger)
+        .send()
+        .await
+        .unwrap();
+    let created = admin
+        .post("/v1/ota/rollout", &body)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(created["device_count"], 2, "{created}");
+    let id = created["rollout_id"].as_str().unwrap();
+    admin
+        .post(&format!("/v1/ota/rollouts/{id}/cancel"), &json!({}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+}

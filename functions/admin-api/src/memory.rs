@@ -776,6 +776,19 @@ impl RolloutStore for MemoryBackend {
         Ok(())
     }
 
+    async fn group_things(&self, group: &str) -> Result<Vec<String>, PortError> {
+        iot_check(self)?;
+        Ok(self
+            .iot
+            .lock()
+            .unwrap()
+            .things
+            .iter()
+            .filter(|(_, (_, g))| g.as_deref() == Some(group))
+            .map(|(name, _)| name.clone())
+            .collect())
+    }
+
     async fn installing(&self, _rollout: &Rollout) -> Result<Vec<String>, PortError> {
         iot_check(self)?;
         Ok(self.installing.lock().unwrap().clone())

@@ -549,6 +549,11 @@ pub trait RolloutStore {
         rollout: &Rollout,
         comment: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The things IoT lists in thing group `group`: whom a job to the group reaches.
+    fn group_things(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
     /// Devices whose execution of the rollout's job is in progress now.
     fn installing(
         &self,

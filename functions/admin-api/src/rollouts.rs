@@ -103,6 +103,36 @@ pub async fn create<B: Registry + FirmwareStore + RolloutStore>(
             artifact.device_type
         )));
     }
+    // The job goes to the IoT thing group, the checks and the tracking to the registry's
+    // devices of that name: both must name the same things, or the job would reach
+    // devices the hub never checked (or miss devices it tracks).
+    let things: std::collections::BTreeSet<String> =
+        b.group_things(&target).await?.into_iter().collect();
+    let registered: std::collections::BTreeSet<&str> =
+        devices.iter().map(|d| d.device_id.as_str()).collect();
+    let unchecked: Vec<&str> = things
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !registered.contains(t))
+        .collect();
+    let missing: Vec<&str> = registered
+        .iter()
+        .copied()
+        .filter(|d| !things.contains(*d))
+        .collect();
+    if let Some(first) = unchecked.first() {
+        return Err(ApiError::conflict(format!(
+            "thing group {target} holds {} thing(s) the registry does not list in it (e.g. {first}); \
+             the job would reach devices the hub never checked",
+            unchecked.len()
+        )));
+    }
+    if let Some(first) = missing.first() {
+        return Err(ApiError::conflict(format!(
+            "{} registry device(s) of group {target} are not in the thing group (e.g. {first})",
+            missing.len()
+        )));
+    }
     let rollout_id = new_rollout_id();
     let count = devices.len() as u32;
     let rows: Vec<DeviceRow> = devices

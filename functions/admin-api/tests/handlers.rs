@@ -1363,6 +1363,40 @@ async fn rollouts_start_only_with_ready_firmware_for_every_device_of_the_group()
     assert_error(&operator, 403, None);
     assert!(api.backend.jobs.lock().unwrap().is_empty());
 
+    // A thing put into the IoT group outside the hub: the job would reach it unchecked.
+    api.backend.iot.lock().unwrap().things.insert(
+        "stranger".into(),
+        ("dc-meter".into(), Some("line-a".into())),
+    );
+    let refused = post(start("2.0.0", "line-a", json!({}))).await;
+    assert_error(&refused, 409, None);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stranger"),
+        "{}",
+        refused.body
+    );
+    // A registry device missing from the IoT group would never get the job.
+    api.backend.iot.lock().unwrap().things.remove("stranger");
+    let moved = api
+        .backend
+        .iot
+        .lock()
+        .unwrap()
+        .things
+        .remove("s-3")
+        .unwrap();
+    assert_error(&post(start("2.0.0", "line-a", json!({}))).await, 409, None);
+    api.backend
+        .iot
+        .lock()
+        .unwrap()
+        .things
+        .insert("s-3".into(), moved);
+    assert!(api.backend.jobs.lock().unwrap().is_empty());
+
     let created = post(start("2.0.0", "line-a", json!({"canary_percent": 25}))).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["rollout_id"].as_str().unwrap().to_owned();

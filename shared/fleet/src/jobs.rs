@@ -226,6 +226,28 @@ impl FirmwareJobs {
         }))
     }
 
+    /// The things in thing group `group` (its direct members, as a job to the group
+    /// reaches them).
+    pub async fn group_things(&self, group: &str) -> Result<Vec<String>, String> {
+        let mut things = Vec::new();
+        let mut pages = self
+            .iot
+            .list_things_in_thing_group()
+            .thing_group_name(group)
+            .max_results(250)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(thing) = pages.next().await {
+            match thing {
+                Ok(thing) => things.push(thing),
+                Err(err) if code(&err) == Some("ResourceNotFoundException") => break,
+                Err(err) => return Err(error("ListThingsInThingGroup", err)),
+            }
+        }
+        Ok(things)
+    }
+
     /// The things whose execution of `job_id` is in progress right now (IoT Jobs
     /// publishes no event when an execution starts, only when it ends).
     pub async fn installing(&self, job_id: &str) -> Result<Vec<String>, String> {

@@ -155,6 +155,13 @@ impl RolloutStore for AwsBackend {
         Ok(())
     }
 
+    async fn group_things(&self, group: &str) -> Result<Vec<String>, PortError> {
+        self.jobs
+            .group_things(group)
+            .await
+            .map_err(|e| PortError::new("ListThingsInThingGroup", e))
+    }
+
     async fn installing(&self, rollout: &Rollout) -> Result<Vec<String>, PortError> {
         self.jobs
             .installing(&rollout.job_id)
