@@ -48,7 +48,7 @@ hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
   --parameter Architecture=x86_64 --parameter RawStreamShards=2 \
   --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 \
   --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 \
-  --parameter AllowHttpWebhooks=true \
+  --parameter AllowHttpWebhooks=true --parameter AllowPrivateWebhookAddresses=true \
   --parameter FirmwareSigningPublicKey="$(cat "$stack/pki/firmware-signing.pub")" \
   --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"

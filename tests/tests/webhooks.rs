@@ -30,7 +30,13 @@ async fn alerts_reach_a_subscribed_webhook_signed_and_retried_with_backoff() {
         .ok()
         .unwrap();
     let secret = hook["secret"].as_str().unwrap().to_owned();
-    let listed = viewer.get("/v1/webhooks").await.unwrap().ok().unwrap();
+    let hidden = viewer.get("/v1/webhooks").await.unwrap();
+    assert_eq!(
+        hidden.status, 403,
+        "viewers see webhook URLs: {}",
+        hidden.body
+    );
+    let listed = operator.get("/v1/webhooks").await.unwrap().ok().unwrap();
     let mine = listed["webhooks"]
         .as_array()
         .unwrap()

@@ -73,6 +73,8 @@ pub struct ApiConfig {
     pub default_grace_seconds: i64,
     /// Accept `http://` webhook URLs (the local stack's receivers); AWS wants https.
     pub allow_http_webhooks: bool,
+    /// Accept webhook URLs naming internal addresses (the local stack's receivers).
+    pub allow_private_webhooks: bool,
     /// Base64 Ed25519 public key firmware signatures are checked against; None leaves the
     /// check to devices.
     pub firmware_signing_key: Option<String>,
@@ -84,6 +86,7 @@ impl Default for ApiConfig {
             window_seconds: 300,
             default_grace_seconds: 24 * 3600,
             allow_http_webhooks: false,
+            allow_private_webhooks: false,
             firmware_signing_key: None,
         }
     }
@@ -175,9 +178,7 @@ impl<B: Backend> Api<B> {
                 )
                 .await
             }
-            Operation::CreateWebhook => {
-                webhooks::create(b, request, now, self.config.allow_http_webhooks).await
-            }
+            Operation::CreateWebhook => webhooks::create(b, request, now, &self.config).await,
             Operation::ListWebhooks => webhooks::list(b).await,
             Operation::DeleteWebhook => webhooks::delete(b, request).await,
             Operation::GetShadow => shadow::get(b, request).await,

@@ -29,6 +29,7 @@ async fn main() -> Result<(), Error> {
             window_seconds: config::or("WINDOW_SECONDS", 300)?,
             default_grace_seconds: config::or("CERTIFICATE_GRACE_SECONDS", 24 * 3600)?,
             allow_http_webhooks: config::or("ALLOW_HTTP_WEBHOOKS", false)?,
+            allow_private_webhooks: config::or("ALLOW_PRIVATE_WEBHOOK_ADDRESSES", false)?,
             firmware_signing_key: std::env::var("FIRMWARE_SIGNING_PUBLIC_KEY")
                 .ok()
                 .filter(|k| !k.trim().is_empty()),

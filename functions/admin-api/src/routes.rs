@@ -179,7 +179,8 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/rules", Viewer, ListAlertRules),
     route("DELETE", "/v1/rules/{id}", Operator, DeleteAlertRule),
     route("POST", "/v1/webhooks", Operator, CreateWebhook),
-    route("GET", "/v1/webhooks", Viewer, ListWebhooks),
+    // URLs can carry tokens: operators only.
+    route("GET", "/v1/webhooks", Operator, ListWebhooks),
     route("DELETE", "/v1/webhooks/{id}", Operator, DeleteWebhook),
 ];
 

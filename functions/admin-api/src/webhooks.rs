@@ -28,7 +28,7 @@ struct Subscription {
     device_types: Vec<String>,
 }
 
-fn url(value: &str, allow_http: bool) -> Result<String, ApiError> {
+fn url(value: &str, allow_http: bool, allow_private: bool) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::invalid("url", format!("url {why}"));
     let rest = value
         .strip_prefix("https://")
@@ -40,6 +40,19 @@ fn url(value: &str, allow_http: bool) -> Result<String, ApiError> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains('@') {
         return Err(bad("must name a host (and no user info)"));
+    }
+    // A literal internal address is refused here already; names are checked again when
+    // each delivery resolves them (the webhook function refuses internal answers).
+    let literal = host
+        .rsplit_once(':')
+        .filter(|(h, port)| !h.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if let (false, Ok(ip)) = (allow_private, literal.parse::<std::net::IpAddr>()) {
+        if let Some(why) = hub_runtime::net::refusal(ip) {
+            return Err(bad(&format!("names an internal address ({ip}: {why})")));
+        }
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("must not contain spaces or control characters"));
@@ -59,7 +72,7 @@ pub async fn create<W: WebhookStore>(
     store: &W,
     request: &ApiRequest,
     now: DateTime<Utc>,
-    allow_http: bool,
+    config: &crate::ApiConfig,
 ) -> Result<ApiResponse, ApiError> {
     let mut body: Subscription = request.json()?;
     // Filters are sets: the same value twice means it once.
@@ -67,7 +80,11 @@ pub async fn create<W: WebhookStore>(
         list.sort();
         list.dedup();
     }
-    let url = url(body.url.trim(), allow_http)?;
+    let url = url(
+        body.url.trim(),
+        config.allow_http_webhooks,
+        config.allow_private_webhooks,
+    )?;
     for (i, severity) in body.severities.iter().enumerate() {
         if Severity::from_name(severity).is_none() {
             return Err(ApiError::invalid(
@@ -126,10 +143,15 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(url("https://hooks.example.com/alerts?x=1", false).is_ok());
-        assert!(url("http://127.0.0.1:9000/h", true).is_ok());
+        assert!(url("https://hooks.example.com/alerts?x=1", false, false).is_ok());
+        assert!(url("https://93.184.216.34:8443/h", false, false).is_ok());
+        assert!(url("http://127.0.0.1:9000/h", true, true).is_ok());
         for bad in [
             "http://127.0.0.1:9000/h",
+            "https://127.0.0.1:9000/h",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[fd00:ec2::254]/",
+            "https://10.0.0.8/h",
             "ftp://x",
             "https://",
             "https://user:pw@host/",
@@ -137,7 +159,7 @@ mod tests {
             "hooks.example.com",
         ] {
             assert_eq!(
-                url(bad, false).unwrap_err().field.as_deref(),
+                url(bad, false, false).unwrap_err().field.as_deref(),
                 Some("url"),
                 "{bad}"
             );

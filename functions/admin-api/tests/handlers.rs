@@ -944,7 +944,10 @@ async fn webhook_subscriptions_show_their_secret_once() {
     assert_eq!(created.status, 201, "{}", created.body);
     let secret = created.body["secret"].as_str().unwrap();
     assert!(secret.len() >= 40, "{secret}");
-    let listed = call(&api, Role::Viewer, "GET", "/v1/webhooks", Value::Null).await;
+    // URLs can carry tokens: viewers do not see them.
+    let viewer = call(&api, Role::Viewer, "GET", "/v1/webhooks", Value::Null).await;
+    assert_error(&viewer, 403, None);
+    let listed = call(&api, Role::Operator, "GET", "/v1/webhooks", Value::Null).await;
     let hooks = listed.body["webhooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 1);
     assert!(hooks[0].get("secret").is_none());

@@ -2,14 +2,15 @@
 //! the delivery and dead-letter queues, and HTTPS.
 
 use std::{
-    sync::Mutex,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use hub_detection::{webhook::Webhook, webhooks_table::DynamoWebhooks};
 use hub_runtime::PortError;
 
-use crate::{Delivery, Hooks, Poster, Queue, Undelivered};
+use crate::{Delivery, Hooks, PostError, Poster, Queue, Undelivered};
 
 pub struct CachedHooks {
     pub table: DynamoWebhooks,
@@ -86,18 +87,56 @@ impl Queue for SqsQueues {
 }
 
 pub struct HttpPoster {
-    pub client: reqwest::Client,
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+/// A host that is, or resolves to, an address webhooks may not reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} is {ip} ({why}); the hub does not call internal addresses")]
+pub struct InternalAddress {
+    host: String,
+    ip: IpAddr,
+    why: &'static str,
+}
+
+/// Resolves webhook hosts and refuses the name if any of its addresses is internal,
+/// so the check holds for the very addresses the connection will use (no second lookup
+/// a DNS answer could change in between).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some((ip, why)) = addrs
+                .iter()
+                .find_map(|a| hub_runtime::net::refusal(a.ip()).map(|why| (a.ip(), why)))
+            {
+                return Err(Box::new(InternalAddress { host, ip, why }) as _);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 impl HttpPoster {
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// `allow_private`: let deliveries reach internal addresses (a local stack's own
+    /// receivers); never on AWS.
+    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            // A receiver answers; it does not send us elsewhere.
+            .redirect(reqwest::redirect::Policy::none());
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
         Ok(Self {
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                // A receiver answers; it does not send us elsewhere.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            client: builder.build()?,
+            allow_private,
         })
     }
 }
@@ -108,8 +147,26 @@ impl Poster for HttpPoster {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<u16, String> {
-        let mut request = self.client.post(url).body(body);
+    ) -> Result<u16, PostError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| PostError::Refused(e.to_string()))?;
+        // A literal address is never resolved, so the resolver does not see it.
+        let literal = parsed
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<IpAddr>().ok());
+        if let (false, Some(ip)) = (self.allow_private, literal) {
+            if let Some(why) = hub_runtime::net::refusal(ip) {
+                return Err(PostError::Refused(
+                    InternalAddress {
+                        host: ip.to_string(),
+                        ip,
+                        why,
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        let mut request = self.client.post(parsed).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
@@ -117,6 +174,15 @@ impl Poster for HttpPoster {
             .send()
             .await
             .map(|response| response.status().as_u16())
-            .map_err(|e| format!("request failed: {e}"))
+            .map_err(|e| {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(err) = source {
+                    if let Some(internal) = err.downcast_ref::<InternalAddress>() {
+                        return PostError::Refused(internal.to_string());
+                    }
+                    source = err.source();
+                }
+                PostError::Failed(format!("request failed: {e}"))
+            })
     }
 }

@@ -53,6 +53,18 @@ pub trait Queue {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
+/// Why a delivery got no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The URL's host is, or resolves to, an address the hub does not call (loopback,
+    /// private, link-local, metadata...): retrying cannot help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The network or the receiver failed; worth another try.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The HTTP status the receiver answered, or why there was none.
 pub trait Poster {
     fn post(
@@ -60,7 +72,7 @@ pub trait Poster {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> impl Future<Output = Result<u16, String>> + Send;
+    ) -> impl Future<Output = Result<u16, PostError>> + Send;
 }
 
 /// The alert event a fan-out message carries: the SNS message itself (raw delivery) or
@@ -189,10 +201,11 @@ impl<H: Hooks, Q: Queue, P: Poster> Webhooks<H, Q, P> {
         }
         let reason = match &outcome {
             Ok(status) => format!("HTTP {status}"),
-            Err(err) => err.clone(),
+            Err(err) => err.to_string(),
         };
         let tried = delivery.attempt + 1;
-        match retry_delay(tried).filter(|_| retryable(status)) {
+        let refused = matches!(outcome, Err(PostError::Refused(_)));
+        match retry_delay(tried).filter(|_| !refused && retryable(status)) {
             Some(delay) => {
                 tracing::info!(webhook_id = %hook.webhook_id, tried, delay, %reason, "delivery failed; retrying");
                 tally.retried += 1;

@@ -27,7 +27,10 @@ async fn main() -> Result<(), Error> {
             delivery_queue_url: config::required("DELIVERY_QUEUE_URL")?,
             dead_letter_queue_url: config::required("DEAD_LETTER_QUEUE_URL")?,
         },
-        poster: HttpPoster::new(Duration::from_secs(5))?,
+        poster: HttpPoster::new(
+            Duration::from_secs(5),
+            config::or("ALLOW_PRIVATE_WEBHOOK_ADDRESSES", false)?,
+        )?,
         allow_http: config::or("ALLOW_HTTP_WEBHOOKS", false)?,
     };
     let webhooks = &webhooks;

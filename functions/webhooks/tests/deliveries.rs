@@ -8,7 +8,9 @@ use hub_detection::webhook::{verify, Webhook, MAX_ATTEMPTS};
 use hub_events::{AlertRaised, AlertState, Envelope, Severity, Window};
 use hub_runtime::PortError;
 use serde_json::Value;
-use webhooks::{alert_event, Delivery, Hooks, Poster, Queue, Tally, Undelivered, Webhooks};
+use webhooks::{
+    alert_event, Delivery, Hooks, PostError, Poster, Queue, Tally, Undelivered, Webhooks,
+};
 
 struct FixedHooks(Vec<Webhook>);
 
@@ -41,7 +43,7 @@ type Request = (String, Vec<(String, String)>, Vec<u8>);
 /// Answers from a script, then 200; records what it received.
 #[derive(Default)]
 struct Receiver {
-    script: Mutex<VecDeque<Result<u16, String>>>,
+    script: Mutex<VecDeque<Result<u16, PostError>>>,
     received: Mutex<Vec<Request>>,
 }
 
@@ -51,7 +53,7 @@ impl Poster for Receiver {
         url: &str,
         headers: &[(&str, String)],
         body: Vec<u8>,
-    ) -> Result<u16, String> {
+    ) -> Result<u16, PostError> {
         self.received.lock().unwrap().push((
             url.to_owned(),
             headers
@@ -169,7 +171,7 @@ async fn failures_are_retried_with_growing_delays_then_dead_lettered() {
             if i % 2 == 0 {
                 Ok(503)
             } else {
-                Err("connection refused".into())
+                Err(PostError::Failed("connection refused".into()))
             }
         })
         .collect();
@@ -257,4 +259,28 @@ fn fan_out_messages_are_alert_events_raw_or_in_an_sns_notification() {
     assert_eq!(alert_event(&notification.to_string()).unwrap(), event);
     assert!(alert_event("{\"type\":\"iot.telemetry.raw.v1\"}").is_err());
     assert!(alert_event("nope").is_err());
+}
+
+#[tokio::test]
+async fn a_delivery_to_an_internal_address_is_dead_lettered_at_once() {
+    let s = service(vec![hook("h", "https://metadata.example/h", &[], &[])]);
+    *s.poster.script.lock().unwrap() = VecDeque::from([Err(PostError::Refused(
+        "metadata.example is 169.254.169.254 (link-local)".into(),
+    ))]);
+    let delivery = Delivery {
+        webhook_id: "h".into(),
+        event_id: "e".into(),
+        attempt: 0,
+        event: alert(Severity::Info, "x"),
+    };
+    let mut tally = Tally::default();
+    s.deliver(delivery, Utc::now(), &mut tally).await.unwrap();
+    assert!(s.queue.queued.lock().unwrap().is_empty(), "retried");
+    let dead = s.queue.dead.lock().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("169.254.169.254"),
+        "{}",
+        dead[0].reason
+    );
 }

@@ -13,6 +13,7 @@ pub mod dynamodb;
 pub mod emf;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
+pub mod net;
 #[cfg(feature = "stream")]
 pub mod stream;
 
