@@ -80,12 +80,13 @@ pub async fn register_group(
         .await
 }
 
-/// Connects `devices` as simulated devices that take firmware jobs, verifying images
-/// with the stack's signing key, `failure_rate` of installs failing; waits until all
-/// are subscribed.
+/// Connects `devices` (all of `device_type`) as simulated devices that take firmware
+/// jobs, verifying images with the stack's signing key, `failure_rate` of installs
+/// failing; waits until all are subscribed.
 pub async fn serve(
     stack: &Stack,
     devices: Vec<Device>,
+    device_type: &str,
     firmware_version: &str,
     failure_rate: f64,
     seed: u64,
@@ -94,6 +95,7 @@ pub async fn serve(
         firmware_version: firmware_version.to_owned(),
         ota: OtaConfig {
             public_key: Some(stack.firmware_public_key()?),
+            device_type: Some(device_type.to_owned()),
             failure_rate,
             selftest_failure_rate: 0.0,
         },

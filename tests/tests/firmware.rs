@@ -6,8 +6,19 @@
 use std::time::Duration;
 
 use hub_e2e::{admin::Role, unique, Stack};
-use hub_fleet::firmware::{digest_of, sign_digest};
+use hub_fleet::firmware::{digest_of, sign_manifest, Manifest};
 use serde_json::json;
+
+/// The registration's signature: over the manifest of `version` for env-sensor devices.
+fn sign(key: &[u8], version: &str, sha256: &str, size: u64) -> String {
+    let manifest = Manifest {
+        version,
+        device_type: "env-sensor",
+        sha256,
+        size,
+    };
+    sign_manifest(key, &manifest).unwrap()
+}
 
 fn signing_key(stack: &Stack) -> Vec<u8> {
     std::fs::read(stack.dir.join("pki/firmware-signing.pk8")).unwrap()
@@ -51,7 +62,7 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
         .post(
             "/v1/firmware",
             &json!({"version": tampered_version, "device_type": "env-sensor", "sha256": sha256,
-                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+                    "size": size, "signature": sign(&key, &tampered_version, &sha256, size)}),
         )
         .await
         .unwrap()
@@ -99,12 +110,13 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
     let stored = object.body.collect().await.unwrap().into_bytes();
     assert_eq!(digest_of(&stored).0, sha256, "the stored image changed");
 
-    // A signature that does not verify, a taken version, a non-admin: refused, nothing made.
+    // A signature that does not verify (the ready image's own, relabelled as another
+    // version), a taken version, a non-admin: refused, nothing made.
     let forged = admin
         .post(
             "/v1/firmware",
-            &json!({"version": unique("3.0.0"), "device_type": "env-sensor", "sha256": "ab".repeat(32),
-                    "size": 10, "signature": sign_digest(&key, &sha256).unwrap()}),
+            &json!({"version": unique("3.0.0"), "device_type": "env-sensor", "sha256": sha256,
+                    "size": size, "signature": sign(&key, &version, &sha256, size)}),
         )
         .await
         .unwrap();
@@ -114,7 +126,7 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
         .post(
             "/v1/firmware",
             &json!({"version": version, "device_type": "env-sensor", "sha256": sha256,
-                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+                    "size": size, "signature": sign(&key, &version, &sha256, size)}),
         )
         .await
         .unwrap();
@@ -123,7 +135,7 @@ async fn an_uploaded_image_is_checked_before_it_is_ready() {
         .post(
             "/v1/firmware",
             &json!({"version": unique("4.0.0"), "device_type": "env-sensor", "sha256": sha256,
-                    "size": size, "signature": sign_digest(&key, &sha256).unwrap()}),
+                    "size": size, "signature": sign(&key, "4.0.0", &sha256, size)}),
         )
         .await
         .unwrap();

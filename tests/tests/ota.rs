@@ -108,7 +108,9 @@ async fn two_hundred_devices_take_the_canary_then_the_rest_and_the_registry_foll
         .await
         .unwrap();
     let registered = started.elapsed();
-    let fleet = serve(&stack, devices, &base, 0.0, 1).await.unwrap();
+    let fleet = serve(&stack, devices, DEVICE_TYPE, &base, 0.0, 1)
+        .await
+        .unwrap();
     eprintln!(
         "200 devices registered in {:.1} s, connected in {:.1} s",
         registered.as_secs_f64(),
@@ -203,7 +205,9 @@ async fn a_fifth_failing_aborts_cancels_the_rest_rolls_back_and_alerts() {
         .await
         .unwrap();
     // One install in five fails (rollbacks too: they are installs).
-    let fleet = serve(&stack, devices, &base, 0.2, 7).await.unwrap();
+    let fleet = serve(&stack, devices, DEVICE_TYPE, &base, 0.2, 7)
+        .await
+        .unwrap();
 
     let created = start(&admin, &next, &group, json!({"canary_percent": 10})).await;
     let id = created["rollout_id"].as_str().unwrap().to_owned();
@@ -328,7 +332,9 @@ async fn a_tampered_image_is_refused_by_every_device_and_never_installed() {
     let devices = register_group(&admin, &group, &group, 5, DEVICE_TYPE, &base)
         .await
         .unwrap();
-    let fleet = serve(&stack, devices, &base, 0.0, 11).await.unwrap();
+    let fleet = serve(&stack, devices, DEVICE_TYPE, &base, 0.0, 11)
+        .await
+        .unwrap();
     let created = start(
         &admin,
         &next,
@@ -398,7 +404,9 @@ async fn an_operator_cancels_between_the_canary_and_the_rest() {
     let devices = register_group(&admin, &group, &group, 30, DEVICE_TYPE, &base)
         .await
         .unwrap();
-    let fleet = serve(&stack, devices, &base, 0.0, 17).await.unwrap();
+    let fleet = serve(&stack, devices, DEVICE_TYPE, &base, 0.0, 17)
+        .await
+        .unwrap();
     let created = start(&admin, &next, &group, json!({"canary_percent": 10})).await;
     let id = created["rollout_id"].as_str().unwrap().to_owned();
     // The canary (3 devices) succeeds; the rest waits for the next minute's batch.

@@ -1,11 +1,12 @@
 //! Firmware artifacts: `POST /v1/firmware` registers a version (SHA-256 of the image, an
-//! Ed25519 signature over that digest) and answers with a presigned upload URL; the upload
+//! Ed25519 signature over its manifest: version, device type, digest, size) and answers with a presigned upload URL; the upload
 //! is checked by the fleet function before the artifact is `ready`. `GET /v1/firmware` and
 //! `GET /v1/firmware/{version}` show them.
 
 use chrono::{DateTime, Duration, Utc};
 use hub_fleet::firmware::{
-    digest_bytes, object_key, verify_signature, Artifact, ArtifactStatus, DigestError, MAX_SIZE,
+    digest_bytes, object_key, verify_manifest, Artifact, ArtifactStatus, DigestError, Manifest,
+    MAX_SIZE,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -66,7 +67,16 @@ pub async fn register<F: FirmwareStore>(
         ));
     }
     let signature_verified = match signing_key {
-        Some(key) => match verify_signature(key, &sha256, &body.signature) {
+        Some(key) => match verify_manifest(
+            key,
+            &Manifest {
+                version: &version,
+                device_type: &device_type,
+                sha256: &sha256,
+                size: body.size,
+            },
+            &body.signature,
+        ) {
             Ok(()) => true,
             Err(DigestError::BadPublicKey) => {
                 return Err(ApiError::new(

@@ -241,9 +241,11 @@ mod tests {
     #[test]
     fn only_reads_are_open_to_viewers() {
         for route in ROUTES {
+            // Webhook URLs can carry tokens: the one read that is not a viewer's.
+            let operators_only = route.operation == ListWebhooks;
             assert_eq!(
                 route.role == Viewer,
-                route.method == "GET",
+                route.method == "GET" && !operators_only,
                 "{}",
                 route.key()
             );

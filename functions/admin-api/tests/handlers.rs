@@ -1228,7 +1228,7 @@ async fn commands_are_recorded_then_published_and_a_failed_publish_reads_undeliv
 #[tokio::test]
 async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url() {
     use base64::{engine::general_purpose::STANDARD, Engine as _};
-    use hub_fleet::firmware::{digest_of, sign_digest};
+    use hub_fleet::firmware::{digest_of, sign_manifest, Manifest};
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
@@ -1245,7 +1245,13 @@ async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url
         },
     );
     let (sha256, size) = digest_of(b"image bytes");
-    let signature = sign_digest(pkcs8.as_ref(), &sha256).unwrap();
+    let manifest = |version| Manifest {
+        version,
+        device_type: "env-sensor",
+        sha256: &sha256,
+        size,
+    };
+    let signature = sign_manifest(pkcs8.as_ref(), &manifest("2.1.0")).unwrap();
     let body = json!({"version": "2.1.0", "device_type": "env-sensor", "sha256": sha256.to_uppercase(),
                       "size": size, "signature": signature});
     let created = call(&api, Role::Admin, "POST", "/v1/firmware", body.clone()).await;
@@ -1266,7 +1272,8 @@ async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url
     assert_error(&again, 409, None);
     let operator = call(&api, Role::Operator, "POST", "/v1/firmware", body.clone()).await;
     assert_error(&operator, 403, None);
-    let other = sign_digest(pkcs8.as_ref(), &"00".repeat(32)).unwrap();
+    // The same image's signature, for another version: relabelling is refused.
+    let other = sign_manifest(pkcs8.as_ref(), &manifest("2.0.9")).unwrap();
     for (patch, field) in [
         (json!({"version": "2.2.0", "signature": other}), "signature"),
         (

@@ -76,6 +76,8 @@ pub fn version_of_key(key: &str) -> Option<&str> {
 pub enum DigestError {
     #[error("sha256 must be 64 hexadecimal characters")]
     BadDigest,
+    #[error("version and device_type must be non-empty and free of control characters")]
+    BadManifest,
     #[error("signature must be base64 of 64 bytes")]
     BadSignature,
     #[error("the key is not a base64 32-byte Ed25519 public key (or a PKCS#8 private key)")]
@@ -103,14 +105,46 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks an Ed25519 `signature` (base64) over the digest with `public_key` (base64 of the
-/// raw 32-byte key).
-pub fn verify_signature(
+/// What a firmware signature covers: the image (its digest and size) and what it is
+/// for (its version and device type). Signing the digest alone would let a valid old
+/// image be sent labelled as a new version, or to another type of device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Manifest<'a> {
+    pub version: &'a str,
+    pub device_type: &'a str,
+    /// Hex SHA-256 of the image (either case; signed lowercase).
+    pub sha256: &'a str,
+    pub size: u64,
+}
+
+impl Manifest<'_> {
+    /// The bytes the Ed25519 signature is made over: one field a line, in this order,
+    /// after a line naming the format (so a signature of something else never fits).
+    pub fn signed_bytes(&self) -> Result<Vec<u8>, DigestError> {
+        digest_bytes(self.sha256)?;
+        let field_ok = |v: &str| !v.is_empty() && !v.chars().any(char::is_control);
+        if !field_ok(self.version) || !field_ok(self.device_type) {
+            return Err(DigestError::BadManifest);
+        }
+        Ok(format!(
+            "iot-control-hub firmware manifest v1\nversion {}\ndevice_type {}\nsha256 {}\nsize {}\n",
+            self.version,
+            self.device_type,
+            self.sha256.to_ascii_lowercase(),
+            self.size
+        )
+        .into_bytes())
+    }
+}
+
+/// Checks an Ed25519 `signature` (base64) over the manifest with `public_key` (base64 of
+/// the raw 32-byte key).
+pub fn verify_manifest(
     public_key: &str,
-    sha256_hex: &str,
+    manifest: &Manifest<'_>,
     signature: &str,
 ) -> Result<(), DigestError> {
-    let digest = digest_bytes(sha256_hex)?;
+    let signed = manifest.signed_bytes()?;
     let signature = STANDARD
         .decode(signature)
         .ok()
@@ -122,7 +156,7 @@ pub fn verify_signature(
         .filter(|k| k.len() == 32)
         .ok_or(DigestError::BadPublicKey)?;
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
-        .verify(&digest, &signature)
+        .verify(&signed, &signature)
         .map_err(|_| DigestError::SignatureMismatch)
 }
 
@@ -134,11 +168,31 @@ pub fn digest_of(image: &[u8]) -> (String, u64) {
     )
 }
 
-/// Signs the digest with a PKCS#8 Ed25519 key: the signature a registration carries.
-pub fn sign_digest(pkcs8: &[u8], sha256_hex: &str) -> Result<String, DigestError> {
+/// Signs the manifest with a PKCS#8 Ed25519 key: the signature a registration carries.
+pub fn sign_manifest(pkcs8: &[u8], manifest: &Manifest<'_>) -> Result<String, DigestError> {
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
         .map_err(|_| DigestError::BadPublicKey)?;
-    Ok(STANDARD.encode(pair.sign(&digest_bytes(sha256_hex)?).as_ref()))
+    Ok(STANDARD.encode(pair.sign(&manifest.signed_bytes()?).as_ref()))
+}
+
+/// The numeric release of a version: its leading dot-separated numbers
+/// (`2.10.1-rc1` -> [2, 10, 1]).
+fn release(version: &str) -> Vec<u64> {
+    version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map_while(|part| part.parse().ok())
+        .collect()
+}
+
+/// Whether going from `running` to `offered` goes back to an earlier release, which a
+/// device takes only as an explicit rollback. Versions without numbers never compare
+/// as a downgrade.
+pub fn is_downgrade(running: &str, offered: &str) -> bool {
+    let (running, offered) = (release(running), release(offered));
+    !running.is_empty() && !offered.is_empty() && offered < running
 }
 
 /// What an uploaded image was found to be, against what was registered.
@@ -168,48 +222,98 @@ mod tests {
         Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
     }
 
+    fn manifest(sha: &str) -> Manifest<'_> {
+        Manifest {
+            version: "2.1.0",
+            device_type: "env-sensor",
+            sha256: sha,
+            size: 14,
+        }
+    }
+
     #[test]
-    fn signatures_over_the_digest_verify_and_tampering_does_not() {
-        let pair = key_pair();
+    fn signatures_over_the_manifest_verify_and_any_changed_field_does_not() {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let public = STANDARD.encode(pair.public_key().as_ref());
-        let digest = ring::digest::digest(&ring::digest::SHA256, b"firmware image");
-        let sha = hex(digest.as_ref());
-        let signature = STANDARD.encode(pair.sign(digest.as_ref()).as_ref());
-        assert_eq!(verify_signature(&public, &sha, &signature), Ok(()));
-        let other = hex(ring::digest::digest(&ring::digest::SHA256, b"tampered").as_ref());
+        let (sha, _) = digest_of(b"firmware image");
+        let signed = manifest(&sha);
+        let signature = sign_manifest(pkcs8.as_ref(), &signed).unwrap();
+        assert_eq!(verify_manifest(&public, &signed, &signature), Ok(()));
+        // Case of the digest does not matter: it is signed lowercase.
+        let upper = sha.to_uppercase();
         assert_eq!(
-            verify_signature(&public, &other, &signature),
+            verify_manifest(&public, &manifest(&upper), &signature),
+            Ok(())
+        );
+        let other = digest_of(b"tampered").0;
+        for changed in [
+            Manifest {
+                version: "3.0.0",
+                ..signed
+            },
+            Manifest {
+                device_type: "dc-meter",
+                ..signed
+            },
+            Manifest { size: 15, ..signed },
+            Manifest {
+                sha256: &other,
+                ..signed
+            },
+        ] {
+            assert_eq!(
+                verify_manifest(&public, &changed, &signature),
+                Err(DigestError::SignatureMismatch),
+                "{changed:?}"
+            );
+        }
+        // A signature over the bare digest (the old scheme) is not one over the manifest.
+        let digest_only = STANDARD.encode(pair.sign(&digest_bytes(&sha).unwrap()).as_ref());
+        assert_eq!(
+            verify_manifest(&public, &signed, &digest_only),
             Err(DigestError::SignatureMismatch)
         );
         let stranger = STANDARD.encode(key_pair().public_key().as_ref());
         assert_eq!(
-            verify_signature(&stranger, &sha, &signature),
+            verify_manifest(&stranger, &signed, &signature),
             Err(DigestError::SignatureMismatch)
         );
         assert_eq!(
-            verify_signature(&public, "abc", &signature),
+            verify_manifest(&public, &manifest("abc"), &signature),
             Err(DigestError::BadDigest)
         );
         assert_eq!(
-            verify_signature(&public, &sha, "bm90IDY0IGJ5dGVz"),
+            verify_manifest(
+                &public,
+                &Manifest {
+                    version: "a\nb",
+                    ..signed
+                },
+                &signature
+            ),
+            Err(DigestError::BadManifest)
+        );
+        assert_eq!(
+            verify_manifest(&public, &signed, "bm90IDY0IGJ5dGVz"),
             Err(DigestError::BadSignature)
         );
         assert_eq!(
-            verify_signature("!!", &sha, &signature),
+            verify_manifest("!!", &signed, &signature),
             Err(DigestError::BadPublicKey)
         );
+        assert!(sign_manifest(b"not a key", &signed).is_err());
     }
 
     #[test]
-    fn a_pkcs8_key_signs_what_its_public_half_verifies() {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let public = STANDARD.encode(pair.public_key().as_ref());
-        let (sha, size) = digest_of(b"image");
-        assert_eq!(size, 5);
-        let signature = sign_digest(pkcs8.as_ref(), &sha).unwrap();
-        assert_eq!(verify_signature(&public, &sha, &signature), Ok(()));
-        assert!(sign_digest(b"not a key", &sha).is_err());
+    fn downgrades_are_to_an_earlier_release() {
+        assert!(is_downgrade("2.0.0", "1.9.9"));
+        assert!(is_downgrade("2.10.0", "2.9.0"));
+        assert!(is_downgrade("2.0.0-held-x", "1.0.0-base-y"));
+        assert!(!is_downgrade("1.0.0", "2.0.0"));
+        assert!(!is_downgrade("2.0.0", "2.0.0-rc1"));
+        assert!(!is_downgrade("2.0", "2.0.0"));
+        assert!(!is_downgrade("nightly", "1.0.0"));
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn document(
         operation: FIRMWARE_OPERATION.into(),
         rollout_id: rollout_id.into(),
         firmware_version: artifact.version.clone(),
+        device_type: artifact.device_type.clone(),
         url: presigned_url_placeholder(bucket, &artifact.s3_key),
         sha256: artifact.sha256.clone(),
         size: artifact.size,

@@ -14,6 +14,9 @@ pub struct JobDocument {
     pub operation: String,
     pub rollout_id: String,
     pub firmware_version: String,
+    /// The device type the image is built for.
+    #[serde(default)]
+    pub device_type: String,
     /// Where to download the image. On AWS the job holds the
     /// `${aws:iot:s3-presigned-url:...}` placeholder and IoT Jobs hands each device a
     /// short-lived presigned GET URL in its place.
@@ -21,7 +24,8 @@ pub struct JobDocument {
     /// Lowercase hex SHA-256 of the image.
     pub sha256: String,
     pub size: u64,
-    /// Base64 Ed25519 signature over the 32 digest bytes, by the fleet's signing key.
+    /// Base64 Ed25519 signature over the manifest (version, device type, digest, size;
+    /// [`crate::firmware::Manifest`]), by the fleet's signing key.
     pub signature: String,
     /// True for the job that takes a device back to the version it ran before an
     /// aborted rollout.

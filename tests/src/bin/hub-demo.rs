@@ -519,7 +519,7 @@ async fn firmware_rollout(stack: &Stack) -> Result<()> {
         );
     }
     let connecting = Instant::now();
-    let fleet = hub_e2e::ota::serve(stack, devices, &base, 0.0, seed).await?;
+    let fleet = hub_e2e::ota::serve(stack, devices, DEVICE_TYPE, &base, 0.0, seed).await?;
     println!(
         "   {DEVICES} simulated devices on {base} connected and subscribed to their job topics \
          in {:.1} s",

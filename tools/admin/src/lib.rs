@@ -154,7 +154,15 @@ impl AdminClient {
         wait: Duration,
     ) -> Result<Value> {
         let (sha256, size) = hub_fleet::firmware::digest_of(&image);
-        let signature = hub_fleet::firmware::sign_digest(signing_key, &sha256)?;
+        let signature = hub_fleet::firmware::sign_manifest(
+            signing_key,
+            &hub_fleet::firmware::Manifest {
+                version,
+                device_type,
+                sha256: &sha256,
+                size,
+            },
+        )?;
         let registered = self
             .post(
                 "/v1/firmware",

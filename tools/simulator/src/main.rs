@@ -294,6 +294,8 @@ async fn main() -> Result<()> {
             failure_rate: cli.ota_failure_rate,
             selftest_failure_rate: cli.ota_selftest_failure_rate,
             public_key,
+            // The fleet mixes types; each job's type is checked by its signature only.
+            device_type: None,
         },
         linger: Duration::from_secs_f64(cli.linger),
         seed: cli.seed,

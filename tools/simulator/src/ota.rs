@@ -33,6 +33,9 @@ pub struct OtaConfig {
     /// Base64 of the raw 32-byte Ed25519 key images must be signed with. Without it a
     /// device fails every firmware job rather than install an unverified image.
     pub public_key: Option<String>,
+    /// The device type this device runs firmware for; a job for another type is refused.
+    /// None takes any type (a fleet of mixed types behind one agent configuration).
+    pub device_type: Option<String>,
 }
 
 /// Terminal job updates a device sent, by status.
@@ -240,6 +243,14 @@ impl OtaAgent {
                 )
             }
         };
+        if let Some(reason) = self.refusal(&document) {
+            return self.terminal(
+                job_id,
+                execution_number,
+                "REJECTED",
+                json!({"reason": reason}),
+            );
+        }
         let Some(public_key) = self.config.public_key.clone() else {
             return self.terminal(
                 job_id,
@@ -269,6 +280,27 @@ impl OtaAgent {
             document,
             public_key,
         })]
+    }
+
+    /// Why this device will not take `document` at all, before downloading anything: an
+    /// image for another type, or an older release that is not an explicit rollback.
+    fn refusal(&self, document: &JobDocument) -> Option<String> {
+        if let Some(own) = &self.config.device_type {
+            if document.device_type != *own {
+                return Some(format!(
+                    "firmware for device type {:?}; this device is {own:?}",
+                    document.device_type
+                ));
+            }
+        }
+        (firmware::is_downgrade(&self.firmware_version, &document.firmware_version)
+            && !document.rollback)
+            .then(|| {
+                format!(
+                    "downgrade from {} to {} without rollback",
+                    self.firmware_version, document.firmware_version
+                )
+            })
     }
 
     fn on_update_answer(&mut self, job_id: &str, accepted: bool, payload: &[u8]) -> Vec<Action> {
@@ -382,7 +414,13 @@ pub fn verify_image(document: &JobDocument, image: &[u8], public_key: &str) -> R
             document.sha256
         ));
     }
-    firmware::verify_signature(public_key, &document.sha256, &document.signature)
+    let manifest = firmware::Manifest {
+        version: &document.firmware_version,
+        device_type: &document.device_type,
+        sha256: &document.sha256,
+        size: document.size,
+    };
+    firmware::verify_manifest(public_key, &manifest, &document.signature)
         .map_err(|err| format!("signature check failed: {err}"))
 }
 
@@ -456,18 +494,32 @@ mod tests {
         )
     }
 
+    /// The signature over the document's manifest with `pkcs8`.
+    fn sign(pkcs8: &[u8], doc: &JobDocument) -> String {
+        let manifest = firmware::Manifest {
+            version: &doc.firmware_version,
+            device_type: &doc.device_type,
+            sha256: &doc.sha256,
+            size: doc.size,
+        };
+        firmware::sign_manifest(pkcs8, &manifest).unwrap()
+    }
+
     fn document(pkcs8: &[u8], version: &str) -> JobDocument {
         let (sha256, size) = firmware::digest_of(IMAGE);
-        JobDocument {
+        let mut doc = JobDocument {
             operation: FIRMWARE_OPERATION.into(),
             rollout_id: "r1".into(),
             firmware_version: version.into(),
+            device_type: "env-sensor".into(),
             url: "http://localhost:4566/fw/firmware/2.0.0/x.bin".into(),
-            signature: firmware::sign_digest(pkcs8, &sha256).unwrap(),
+            signature: String::new(),
             sha256,
             size,
             rollback: false,
-        }
+        };
+        doc.signature = sign(pkcs8, &doc);
+        doc
     }
 
     fn agent(config: OtaConfig) -> OtaAgent {
@@ -512,6 +564,54 @@ mod tests {
             [Action::Install(install)] => install.clone(),
             other => panic!("expected an install, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn other_types_and_downgrades_without_rollback_are_refused_before_download() {
+        let config = OtaConfig {
+            device_type: Some("env-sensor".into()),
+            ..with_key()
+        };
+        let (pkcs8, _) = keys();
+        let offer = |agent: &mut OtaAgent, doc: JobDocument| {
+            agent.on_message(
+                &topics::start_next_accepted("d1"),
+                &accepted("j1", serde_json::to_value(doc).unwrap()),
+            )
+        };
+        let refused = |actions: Vec<Action>| -> String {
+            // The refusal, then the ask for the next job.
+            let published = publishes(&actions);
+            assert_eq!(published.len(), 2, "{published:?}");
+            assert_eq!(published[0].1["status"], "REJECTED", "{published:?}");
+            published[0].1["statusDetails"]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let mut other_type = document(&pkcs8, "2.0.0");
+        other_type.device_type = "dc-meter".into();
+        other_type.signature = sign(&pkcs8, &other_type);
+        let reason = refused(offer(&mut agent(config.clone()), other_type));
+        assert!(reason.contains("dc-meter"), "{reason}");
+        // Running 1.0.0: a signed 0.9.0 is an older release.
+        let older = document(&pkcs8, "0.9.0");
+        let reason = refused(offer(&mut agent(config.clone()), older.clone()));
+        assert!(reason.contains("downgrade"), "{reason}");
+        // Positive controls: the same image as an explicit rollback, and a newer release
+        // of this device's type, are taken.
+        let rollback = JobDocument {
+            rollback: true,
+            ..older
+        };
+        assert!(matches!(
+            offer(&mut agent(config.clone()), rollback).as_slice(),
+            [Action::Install(_)]
+        ));
+        assert!(matches!(
+            offer(&mut agent(config), document(&pkcs8, "2.0.0")).as_slice(),
+            [Action::Install(_)]
+        ));
     }
 
     #[test]
@@ -808,11 +908,26 @@ mod tests {
         // Signed by someone else's key: the digest matches, the signature does not.
         let (forger, _) = keys();
         let forged = JobDocument {
-            signature: firmware::sign_digest(&forger, &doc.sha256).unwrap(),
+            signature: sign(&forger, &doc),
             ..doc.clone()
         };
         let err = verify_image(&forged, IMAGE, &public).unwrap_err();
         assert!(err.starts_with("signature check failed"), "{err}");
+
+        // A valid image and signature, labelled as another version or for another type.
+        for relabelled in [
+            JobDocument {
+                firmware_version: "9.0.0".into(),
+                ..doc.clone()
+            },
+            JobDocument {
+                device_type: "dc-meter".into(),
+                ..doc.clone()
+            },
+        ] {
+            let err = verify_image(&relabelled, IMAGE, &public).unwrap_err();
+            assert!(err.starts_with("signature check failed"), "{err}");
+        }
 
         // An attacker's image with a matching document but the real signature of another.
         let (evil_sha, evil_size) = firmware::digest_of(b"evil");
