@@ -218,3 +218,118 @@ async fn device_cannot_receive_another_devices_messages() {
         "received another device's message: {topics:?}"
     );
 }
+
+/// Waits for `received` to close (the broker ended the connection) within `within`.
+async fn ended(
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<rumqttc::Publish>,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
+            Ok(None) => return true,
+            Ok(Some(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_session_ends_when_its_certificate_is_revoked_or_deactivated() {
+    use aws_sdk_iot::types::CertificateStatus;
+    let stack = Stack::from_env().await.unwrap();
+    for status in [CertificateStatus::Revoked, CertificateStatus::Inactive] {
+        let device = stack.register_device(&unique("live")).await.unwrap();
+        let (client, events) = stack
+            .connect(&device.id, Some(&device.identity))
+            .await
+            .unwrap();
+        let topic = format!("devices/{}/state", device.id);
+        client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+        let mut received = drive(events);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Positive control: the session is up and delivers its own messages.
+        client
+            .publish(&topic, QoS::AtLeastOnce, false, b"up".to_vec())
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(3), received.recv())
+            .await
+            .expect("the live session delivers")
+            .expect("the connection is open");
+        assert_eq!(&first.payload[..], b"up");
+        // A bystander on another certificate stays connected throughout.
+        let bystander = stack.register_device(&unique("bystander")).await.unwrap();
+        let (_b_client, b_events) = stack
+            .connect(&bystander.id, Some(&bystander.identity))
+            .await
+            .unwrap();
+        let mut b_received = drive(b_events);
+
+        stack
+            .iot()
+            .update_certificate()
+            .certificate_id(&device.certificate_id)
+            .new_status(status.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            ended(&mut received, Duration::from_secs(15)).await,
+            "a {status:?} certificate's live session is still up after 15 s"
+        );
+        assert!(
+            !ended(&mut b_received, Duration::from_millis(500)).await,
+            "another device's session was ended too"
+        );
+        assert!(stack
+            .connect(&device.id, Some(&device.identity))
+            .await
+            .is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_over_iot_core_s_128_kb_are_not_delivered() {
+    let stack = Stack::from_env().await.unwrap();
+    let device = stack.register_device(&unique("big")).await.unwrap();
+    let (client, events) = stack
+        .connect(&device.id, Some(&device.identity))
+        .await
+        .unwrap();
+    let _rx = drive(events);
+    let topic = format!("devices/{}/telemetry", device.id);
+    let too_big = vec![b'x'; 128 * 1024 + 1];
+    let largest = vec![b'y'; 128 * 1024];
+    client
+        .publish(&topic, QoS::AtLeastOnce, false, too_big)
+        .await
+        .unwrap();
+    client
+        .publish(&topic, QoS::AtLeastOnce, false, largest)
+        .await
+        .unwrap();
+    let raw = stack.output("RawStreamName").to_owned();
+    let kinesis = stack.kinesis();
+    let payload_len = |record: &hub_e2e::StreamRecord| {
+        let event: serde_json::Value = serde_json::from_slice(&record.data).unwrap_or_default();
+        base64_len(event["data"]["payload"].as_str().unwrap_or_default())
+    };
+    // Positive control: a payload of exactly 128 KB arrives.
+    hub_e2e::find_record(&kinesis, &raw, Duration::from_secs(20), |r| {
+        r.partition_key == device.id && payload_len(r) == 128 * 1024
+    })
+    .await
+    .expect("a 128 KB payload reaches the stream");
+    let over = hub_e2e::find_record(&kinesis, &raw, Duration::from_secs(3), |r| {
+        r.partition_key == device.id && payload_len(r) > 128 * 1024
+    })
+    .await;
+    assert!(over.is_err(), "a payload over 128 KB reached the stream");
+}
+
+/// The decoded length of standard base64 text.
+fn base64_len(text: &str) -> usize {
+    let padding = text.bytes().rev().take_while(|&b| b == b'=').count();
+    text.len() / 4 * 3 - padding
+}

@@ -13,6 +13,9 @@ use serde_json::Value;
 /// The username the bridge connects as; it may use every topic.
 pub const BRIDGE_USERNAME: &str = "hub-local-bridge";
 
+/// The control topic of Mosquitto's dynamic-security plugin.
+pub const DYNSEC_TOPIC: &str = "$CONTROL/dynamic-security";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AclError {
     #[error("policy document is not JSON: {0}")]
@@ -81,7 +84,10 @@ pub fn acl_from_policy(document: &str) -> Result<String, AclError> {
         acl.push_str(&format!("pattern {kind} {topic}\n"));
     }
     acl.push_str(&format!(
-        "\nuser {BRIDGE_USERNAME}\ntopic readwrite #\ntopic readwrite $aws/#\ntopic read $SYS/broker/log/N\n"
+        "\nuser {BRIDGE_USERNAME}\ntopic readwrite #\ntopic readwrite $aws/#\ntopic read $SYS/broker/log/N\n\
+         # The bridge ends live sessions of revoked certificates through the broker's\n\
+         # dynamic-security plugin.\n\
+         topic readwrite {DYNSEC_TOPIC}/#\n"
     ));
     Ok(acl)
 }

@@ -153,11 +153,16 @@ async fn main() -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             let acl_file = dir.join("acl");
             std::fs::write(&acl_file, acl)?;
+            let plugin = mosquitto::dynsec_plugin()?;
+            // Empty state: every default access off, no clients or roles of its own.
+            let dynsec_file = std::fs::canonicalize(&dir)?.join("dynamic-security.json");
+            std::fs::write(&dynsec_file, "{}")?;
             let conf = mosquitto::config(&mosquitto::BrokerSettings {
                 port,
                 pki_dir: &std::fs::canonicalize(&pki_dir)?,
                 acl_file: &std::fs::canonicalize(&acl_file)?,
                 log_file: &std::fs::canonicalize(&dir)?.join("mosquitto.log"),
+                dynsec: Some((&plugin, &dynsec_file)),
                 run_as_root: is_root(),
             });
             std::fs::write(dir.join("mosquitto.conf"), conf)?;

@@ -1,7 +1,7 @@
 //! The Mosquitto configuration of the local stack: mutual TLS against the local CA, CRL,
 //! certificate CN as username and client id, ACLs from the deployed IoT policy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::pki;
 
@@ -10,8 +10,34 @@ pub struct BrokerSettings<'a> {
     pub pki_dir: &'a Path,
     pub acl_file: &'a Path,
     pub log_file: &'a Path,
+    /// Mosquitto's dynamic-security plugin and its state file: the bridge uses it to end
+    /// the live sessions of revoked certificates (Mosquitto reads its CRL at handshake
+    /// only). Its default access stays off, so the ACL file decides everything else.
+    pub dynsec: Option<(&'a Path, &'a Path)>,
     /// Started as root, Mosquitto drops to user `mosquitto` and then cannot read our keys.
     pub run_as_root: bool,
+}
+
+/// Where Debian's mosquitto package put its dynamic-security plugin (a multiarch path).
+pub fn dynsec_plugin() -> anyhow::Result<PathBuf> {
+    for lib in ["/usr/lib", "/usr/local/lib"] {
+        let Ok(entries) = std::fs::read_dir(lib) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.push(PathBuf::from(lib));
+        dirs.sort();
+        if let Some(found) = dirs
+            .into_iter()
+            .map(|d| d.join("mosquitto_dynamic_security.so"))
+            .find(|p| p.is_file())
+        {
+            return Ok(found);
+        }
+    }
+    anyhow::bail!(
+        "mosquitto_dynamic_security.so not found under /usr/lib: install Debian's mosquitto package"
+    )
 }
 
 pub fn config(settings: &BrokerSettings<'_>) -> String {
@@ -33,6 +59,8 @@ pub fn config(settings: &BrokerSettings<'_>) -> String {
          # The default (1000) silently drops QoS 1 messages queued for a slow subscriber.\n\
          max_queued_messages 1000000\n\
          max_inflight_messages 1000\n\
+         # IoT Core's payload limit (128 KB): a larger publish is dropped, not delivered.\n\
+         message_size_limit 131072\n\
          log_dest file {log}\n\
          # Connection notices on $SYS/broker/log/N: the bridge makes presence events of them.\n\
          log_dest topic\n\
@@ -46,6 +74,13 @@ pub fn config(settings: &BrokerSettings<'_>) -> String {
         acl = settings.acl_file.display(),
         log = settings.log_file.display(),
     );
+    if let Some((plugin, state)) = settings.dynsec {
+        conf.push_str(&format!(
+            "plugin {}\nplugin_opt_config_file {}\n",
+            plugin.display(),
+            state.display()
+        ));
+    }
     if settings.run_as_root {
         conf.push_str("user root\n");
     }
@@ -63,9 +98,12 @@ mod tests {
             pki_dir: Path::new("/p"),
             acl_file: Path::new("/s/acl"),
             log_file: Path::new("/s/log"),
+            dynsec: Some((Path::new("/usr/lib/dynsec.so"), Path::new("/s/dynsec.json"))),
             run_as_root: false,
         });
         assert!(conf.contains("listener 18883 127.0.0.1\n"));
+        assert!(conf.contains("message_size_limit 131072\n"));
+        assert!(conf.contains("plugin /usr/lib/dynsec.so\nplugin_opt_config_file /s/dynsec.json\n"));
         assert!(conf.contains("crlfile /p/crl.pem\n"));
         assert!(conf.contains("require_certificate true\n"));
         assert!(!conf.contains("user root"));

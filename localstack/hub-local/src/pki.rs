@@ -136,7 +136,9 @@ pub fn write_crl(pki_dir: &Path, number: u64, refused: &[Refused]) -> Result<()>
 }
 
 /// The serial number of a PEM certificate, as the CRL needs it.
-pub fn serial_of(cert_pem: &str) -> Result<Vec<u8>> {
+/// A certificate's serial (minimal big-endian bytes) and subject CN (the thing name
+/// Mosquitto takes as username; empty if there is none).
+pub fn identity_of(cert_pem: &str) -> Result<(Vec<u8>, String)> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
         .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?;
     let cert = pem
@@ -147,7 +149,14 @@ pub fn serial_of(cert_pem: &str) -> Result<Vec<u8>> {
         .iter()
         .position(|&b| b != 0)
         .unwrap_or(raw.len().saturating_sub(1));
-    Ok(raw[first..].to_vec())
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((raw[first..].to_vec(), common_name))
 }
 
 /// RFC 5280 key identifier, method 1: SHA-1 of the subject public key. The emulator
@@ -210,8 +219,10 @@ mod tests {
             .unwrap()
             .contains("PRIVATE KEY"));
 
-        let serial = serial_of(&fs::read_to_string(dir.join(BRIDGE_CERT)).unwrap()).unwrap();
+        let (serial, common_name) =
+            identity_of(&fs::read_to_string(dir.join(BRIDGE_CERT)).unwrap()).unwrap();
         assert!(!serial.is_empty() && serial[0] != 0);
+        assert_eq!(common_name, "bridge");
         write_crl(
             &dir,
             2,

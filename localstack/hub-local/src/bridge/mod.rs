@@ -70,16 +70,6 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
     info!(rules = initial.len(), "rules loaded");
     let rules: Rules = Arc::new(RwLock::new(Arc::new(initial)));
 
-    tokio::spawn(
-        RevocationWatch {
-            iot: iot.clone(),
-            pki_dir: settings.pki_dir.clone(),
-            mosquitto_pid_file: settings.mosquitto_pid_file.clone(),
-            interval: settings.certificate_refresh,
-        }
-        .run(),
-    );
-
     let read = |file: &str| {
         let path = settings.pki_dir.join(file);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
@@ -101,6 +91,16 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
         .set_manual_acks(true)
         .set_inflight(1000);
     let (client, mut events) = AsyncClient::new(options, 10_000);
+    tokio::spawn(
+        RevocationWatch {
+            iot: iot.clone(),
+            pki_dir: settings.pki_dir.clone(),
+            mosquitto_pid_file: settings.mosquitto_pid_file.clone(),
+            interval: settings.certificate_refresh,
+            broker: Some(client.clone()),
+        }
+        .run(),
+    );
 
     let sinks = Sinks {
         kinesis: KinesisSink::spawn(aws_sdk_kinesis::Client::new(&aws.sdk)),

@@ -61,6 +61,11 @@ fn parse(line: &str) -> Option<(Kind, &str)> {
             " already connected, closing old connection.",
             "DUPLICATE_CLIENTID",
         ),
+        // The broker's dynamic-security plugin ended it: its certificate was refused.
+        (
+            " been disconnected by administrative action.",
+            "SERVER_INITIATED_DISCONNECT",
+        ),
     ] {
         if let Some(id) = rest.strip_suffix(suffix) {
             return Some((Kind::Disconnected(reason), id));
@@ -142,6 +147,10 @@ mod tests {
             (
                 "Socket error on client dev-1, disconnecting.",
                 "CONNECTION_LOST",
+            ),
+            (
+                "Client dev-1 been disconnected by administrative action.",
+                "SERVER_INITIATED_DISCONNECT",
             ),
         ] {
             let (topic, body) = event(&mut p, line).unwrap();

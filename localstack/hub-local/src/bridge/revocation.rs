@@ -1,34 +1,73 @@
 //! Keeps Mosquitto's CRL in step with certificate status in the IoT API: a certificate
 //! that is not ACTIVE (revoked, inactive, pending) is listed, and Mosquitto re-reads the
-//! CRL on SIGHUP, so the next handshake with it fails, as it would on AWS.
+//! CRL on SIGHUP, so the next handshake with it fails, as it would on AWS. Mosquitto
+//! checks the CRL at handshake only, so the live sessions of a newly refused
+//! certificate's thing are then ended through its dynamic-security plugin, as IoT Core
+//! disconnects a revoked or deactivated certificate.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
+use rumqttc::{AsyncClient, QoS};
 use tracing::{info, warn};
 
-use crate::pki::{self, Refused};
+use crate::{
+    acl::DYNSEC_TOPIC,
+    pki::{self, Refused},
+};
 
 pub struct RevocationWatch {
     pub iot: aws_sdk_iot::Client,
     pub pki_dir: PathBuf,
     pub mosquitto_pid_file: Option<PathBuf>,
     pub interval: Duration,
+    /// The bridge's own broker connection, to send the plugin its commands on (a second
+    /// connection with the bridge's certificate would take over the bridge's client id).
+    pub broker: Option<AsyncClient>,
+}
+
+/// A certificate's serial and the thing name (CN) it connects as.
+type Identity = (Vec<u8>, String);
+
+/// The plugin's command that ends every live session of `username`: made known, then
+/// deleted (deleting a known client disconnects it; it holds no registration here).
+pub fn kick_command(username: &str) -> Vec<u8> {
+    serde_json::json!({"commands": [
+        {"command": "createClient", "username": username},
+        {"command": "deleteClient", "username": username},
+    ]})
+    .to_string()
+    .into_bytes()
 }
 
 impl RevocationWatch {
     pub async fn run(self) {
-        let mut serials: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut identities: HashMap<String, Identity> = HashMap::new();
         let mut published: Option<Vec<Refused>> = None;
+        let mut kicked: BTreeSet<String> = BTreeSet::new();
         let mut number = 1u64;
         loop {
-            match self.refused(&mut serials).await {
-                Ok(refused) if published.as_ref() != Some(&refused) => {
+            match self.refused(&mut identities).await {
+                Ok((refused, ids)) if published.as_ref() != Some(&refused) => {
                     number += 1;
                     match self.publish(number, &refused) {
                         Ok(()) => {
                             info!(refused = refused.len(), crl_number = number, "CRL updated");
                             published = Some(refused);
+                            // Only after the CRL is in force, so the kicked client
+                            // cannot come straight back with the same certificate.
+                            let fresh: Vec<String> =
+                                ids.into_iter().filter(|id| !kicked.contains(id)).collect();
+                            for id in fresh {
+                                let thing = identities[&id].1.clone();
+                                if self.kick(&thing).await {
+                                    kicked.insert(id);
+                                }
+                            }
                         }
                         Err(err) => warn!(error = %format!("{err:#}"), "CRL update failed"),
                     }
@@ -40,8 +79,38 @@ impl RevocationWatch {
         }
     }
 
-    async fn refused(&self, serials: &mut HashMap<String, Vec<u8>>) -> Result<Vec<Refused>> {
+    /// Ends the live sessions of `thing`; false if the command could not be sent (it is
+    /// tried again on the next pass).
+    async fn kick(&self, thing: &str) -> bool {
+        let Some(broker) = &self.broker else {
+            return true;
+        };
+        if thing.is_empty() {
+            return true;
+        }
+        let topic = format!("{DYNSEC_TOPIC}/v1");
+        match broker
+            .publish(topic, QoS::AtLeastOnce, false, kick_command(thing))
+            .await
+        {
+            Ok(()) => {
+                info!(thing, "live sessions of a refused certificate ended");
+                true
+            }
+            Err(err) => {
+                warn!(thing, error = %err, "ending live sessions failed");
+                false
+            }
+        }
+    }
+
+    /// The refused certificates, for the CRL, and their ids.
+    async fn refused(
+        &self,
+        identities: &mut HashMap<String, Identity>,
+    ) -> Result<(Vec<Refused>, Vec<String>)> {
         let mut refused = Vec::new();
+        let mut ids = Vec::new();
         let mut marker = None;
         loop {
             let page = self
@@ -59,8 +128,8 @@ impl RevocationWatch {
                 if status.as_str() == "ACTIVE" {
                     continue;
                 }
-                let serial = match serials.get(id) {
-                    Some(serial) => serial.clone(),
+                let serial = match identities.get(id) {
+                    Some((serial, _)) => serial.clone(),
                     None => {
                         let described = self
                             .iot
@@ -73,11 +142,12 @@ impl RevocationWatch {
                             .certificate_description()
                             .and_then(|d| d.certificate_pem())
                             .unwrap_or_default();
-                        let serial = pki::serial_of(pem)?;
-                        serials.insert(id.to_owned(), serial.clone());
+                        let (serial, thing) = pki::identity_of(pem)?;
+                        identities.insert(id.to_owned(), (serial.clone(), thing));
                         serial
                     }
                 };
+                ids.push(id.to_owned());
                 refused.push(Refused {
                     serial,
                     status: status.as_str().to_owned(),
@@ -89,7 +159,7 @@ impl RevocationWatch {
             }
         }
         refused.sort();
-        Ok(refused)
+        Ok((refused, ids))
     }
 
     fn publish(&self, number: u64, refused: &[Refused]) -> Result<()> {
@@ -103,5 +173,19 @@ impl RevocationWatch {
             anyhow::ensure!(status.success(), "kill -HUP {} failed", pid.trim());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kick_makes_the_client_known_then_deletes_it() {
+        let command: serde_json::Value = serde_json::from_slice(&kick_command("d-7")).unwrap();
+        let commands = command["commands"].as_array().unwrap();
+        assert_eq!(commands[0]["command"], "createClient");
+        assert_eq!(commands[1]["command"], "deleteClient");
+        assert!(commands.iter().all(|c| c["username"] == "d-7"));
     }
 }
