@@ -67,7 +67,8 @@ hub_wait 20 "Mosquitto" hub_port_open "$HUB_MQTT_PORT" \
 
 hub_log "starting the bridge"
 "$hub_local" bridge --mqtt-port "$HUB_MQTT_PORT" --pki-dir "$stack/pki" \
-  --mosquitto-pid-file "$pids/mosquitto.pid" >"$stack/logs/bridge.log" 2>&1 &
+  --mosquitto-pid-file "$pids/mosquitto.pid" --device-policy "$policy" \
+  >"$stack/logs/bridge.log" 2>&1 &
 echo $! > "$pids/bridge.pid"
 hub_wait 30 "bridge" grep -q '"subscribed"' "$stack/logs/bridge.log" \
   || hub_die "the bridge did not subscribe; see $stack/logs/bridge.log"

@@ -333,3 +333,57 @@ fn base64_len(text: &str) -> usize {
     let padding = text.bytes().rev().take_while(|&b| b == b'=').count();
     text.len() / 4 * 3 - padding
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_the_policy_forbids_is_refused_in_the_suback() {
+    use rumqttc::{Event, Packet, SubscribeReasonCode};
+    let stack = Stack::from_env().await.unwrap();
+    let device = stack.register_device(&unique("suback")).await.unwrap();
+    let other = unique("someone-else");
+    // The broker learns of a new certificate's thing within a pass of the bridge; until
+    // then the ACL file alone applies. Ask again until it answers as IoT Core does.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (client, mut events) = stack
+            .connect(&device.id, Some(&device.identity))
+            .await
+            .unwrap();
+        client
+            .subscribe(format!("devices/{}/commands", device.id), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        client
+            .subscribe(format!("devices/{other}/commands"), QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        client
+            .subscribe("devices/#", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let mut codes = Vec::new();
+        while codes.len() < 3 {
+            match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => codes.extend(ack.return_codes),
+                Ok(Ok(_)) => {}
+                other => panic!("no SUBACK: {other:?}"),
+            }
+        }
+        client.disconnect().await.ok();
+        // Positive control: its own topic is granted, whatever else happens.
+        assert!(
+            matches!(codes[0], SubscribeReasonCode::Success(_)),
+            "{codes:?}"
+        );
+        if codes[1..]
+            .iter()
+            .all(|c| matches!(c, SubscribeReasonCode::Failure))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "forbidden filters still granted after 15 s: {codes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -92,6 +92,38 @@ pub fn acl_from_policy(document: &str) -> Result<String, AclError> {
     Ok(acl)
 }
 
+/// The topic filters the policy lets a device subscribe to (`%u` for its thing name),
+/// each allowed (true) or denied (false).
+pub fn subscribe_filters(document: &str) -> Result<Vec<(String, bool)>, AclError> {
+    let policy: Value =
+        serde_json::from_str(document).map_err(|e| AclError::NotJson(e.to_string()))?;
+    let statements = match &policy["Statement"] {
+        Value::Array(list) => list.clone(),
+        object @ Value::Object(_) => vec![object.clone()],
+        _ => return Err(AclError::NoStatements),
+    };
+    let mut filters = Vec::new();
+    for statement in &statements {
+        let allow = statement["Effect"].as_str() != Some("Deny");
+        let subscribes = string_list(&statement["Action"])
+            .iter()
+            .any(|a| a == "iot:Subscribe" || a == "iot:*");
+        if !subscribes {
+            continue;
+        }
+        for resource in string_list(&statement["Resource"]) {
+            // Only topicfilter resources name what may be subscribed to.
+            if resource.contains(":topic/") {
+                continue;
+            }
+            if let Some(filter) = mqtt_topic(&resource)? {
+                filters.push((filter, allow));
+            }
+        }
+    }
+    Ok(filters)
+}
+
 fn string_list(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
@@ -158,6 +190,14 @@ mod tests {
             "{acl}"
         );
         assert!(!acl.contains("client/"), "{acl}");
+    }
+
+    #[test]
+    fn subscribe_filters_come_from_topicfilter_resources() {
+        assert_eq!(
+            subscribe_filters(POLICY).unwrap(),
+            vec![("devices/%u/#".to_owned(), true)]
+        );
     }
 
     #[test]

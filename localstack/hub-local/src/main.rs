@@ -78,6 +78,9 @@ enum Command {
         rule_refresh_ms: u64,
         #[arg(long, default_value_t = 500)]
         certificate_refresh_ms: u64,
+        /// The device policy whose subscribe filters the broker enforces per thing.
+        #[arg(long)]
+        device_policy: Option<String>,
     },
 }
 
@@ -175,6 +178,7 @@ async fn main() -> Result<()> {
             mosquitto_pid_file,
             rule_refresh_ms,
             certificate_refresh_ms,
+            device_policy,
         } => {
             hub_runtime::init_json_tracing();
             let aws = AwsEnv::load().await;
@@ -187,6 +191,7 @@ async fn main() -> Result<()> {
                     mosquitto_pid_file,
                     rule_refresh: Duration::from_millis(rule_refresh_ms),
                     certificate_refresh: Duration::from_millis(certificate_refresh_ms),
+                    device_policy,
                 },
             )
             .await

@@ -41,6 +41,8 @@ pub struct BridgeSettings {
     pub mosquitto_pid_file: Option<PathBuf>,
     pub rule_refresh: Duration,
     pub certificate_refresh: Duration,
+    /// The deployed device policy, whose subscribe filters the broker is made to enforce.
+    pub device_policy: Option<String>,
 }
 
 /// Messages being delivered at once; bounds memory when the emulator is slow.
@@ -91,6 +93,18 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
         .set_manual_acks(true)
         .set_inflight(1000);
     let (client, mut events) = AsyncClient::new(options, 10_000);
+    let subscribe_filters = match &settings.device_policy {
+        Some(name) => {
+            let policy = iot
+                .get_policy()
+                .policy_name(name)
+                .send()
+                .await
+                .with_context(|| format!("get_policy {name}"))?;
+            crate::acl::subscribe_filters(policy.policy_document().unwrap_or_default())?
+        }
+        None => Vec::new(),
+    };
     tokio::spawn(
         RevocationWatch {
             iot: iot.clone(),
@@ -98,6 +112,7 @@ pub async fn run(aws: AwsEnv, settings: BridgeSettings) -> Result<()> {
             mosquitto_pid_file: settings.mosquitto_pid_file.clone(),
             interval: settings.certificate_refresh,
             broker: Some(client.clone()),
+            subscribe_filters,
         }
         .run(),
     );
