@@ -188,6 +188,46 @@ pub async fn stream_length(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> R
     Ok(total)
 }
 
+/// Records on a stream, all shards, from the start, whose partition key (the device id)
+/// starts with `prefix`: what entered the stream for a run's devices, counted apart from
+/// what the functions say they received.
+pub async fn records_for(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    prefix: &str,
+) -> Result<u64> {
+    let shards = kinesis.list_shards().stream_name(stream).send().await?;
+    let mut total = 0;
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await?
+            .shard_iterator;
+        while let Some(current) = iterator {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await?;
+            if page.records().is_empty() {
+                break;
+            }
+            total += page
+                .records()
+                .iter()
+                .filter(|r| r.partition_key().is_some_and(|k| k.starts_with(prefix)))
+                .count() as u64;
+            iterator = page.next_shard_iterator;
+        }
+    }
+    Ok(total)
+}
+
 /// Waits until both stages have processed every record of their input streams, and
 /// returns the counts then.
 pub async fn wait_until_drained(stack: &Stack, timeout: Duration) -> Result<Counts> {

@@ -88,6 +88,72 @@ impl Stack {
         })
     }
 
+    /// The PID a stack process (`bridge`, `mosquitto`, `emulator`) runs as.
+    fn pid(&self, name: &str) -> Result<u32> {
+        let file = self.dir.join("pids").join(format!("{name}.pid"));
+        Ok(std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .trim()
+            .parse()?)
+    }
+
+    /// Kills the bridge as a crash would (SIGKILL: no goodbye to Mosquitto, in-flight
+    /// messages unacknowledged), waits `down`, and starts it again with the same command
+    /// line and environment, recording its new PID for `down.sh`.
+    pub async fn crash_and_restart_bridge(&self, down: Duration) -> Result<()> {
+        let pid = self.pid("bridge")?;
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let split = |bytes: Vec<u8>| -> Vec<String> {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        };
+        let command = split(std::fs::read(proc.join("cmdline"))?);
+        let environment = split(std::fs::read(proc.join("environ"))?);
+        let signal = |sig: &str, pid: u32| {
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+        };
+        anyhow::ensure!(signal("-KILL", pid)?.success(), "kill -KILL {pid}");
+        tokio::time::sleep(down).await;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("logs/bridge.log"))?;
+        let child = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .env_clear()
+            .envs(environment.iter().filter_map(|kv| kv.split_once('=')))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting the bridge again")?;
+        std::fs::write(
+            self.dir.join("pids/bridge.pid"),
+            format!("{}\n", child.id()),
+        )?;
+        Ok(())
+    }
+
+    /// Stops the emulator (SIGSTOP) for `frozen`, then lets it go on: every AWS call of
+    /// the stack waits meanwhile, as in a regional slowdown.
+    pub async fn freeze_emulator(&self, frozen: Duration) -> Result<()> {
+        let pid = self.pid("emulator")?.to_string();
+        let signal = |sig: &str| {
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+        };
+        anyhow::ensure!(signal("-STOP")?.success(), "kill -STOP {pid}");
+        tokio::time::sleep(frozen).await;
+        anyhow::ensure!(signal("-CONT")?.success(), "kill -CONT {pid}");
+        Ok(())
+    }
+
     pub fn output(&self, key: &str) -> &str {
         self.outputs
             .get(key)

@@ -294,9 +294,9 @@ pub fn script(
         } else {
             messages.push(message.clone());
         }
-        // A duplicate is sent again later, as a network or device retry would be; v1
-        // payloads carry no seq, so they cannot be told apart from new readings.
-        if !legacy && rng.f64() < faults.duplicate {
+        // A duplicate is sent again later, as a network or device retry would be (the hub
+        // knows a v1 copy, which has no seq, by its time and content).
+        if rng.f64() < faults.duplicate {
             messages.push(Message {
                 intent: Intent::Duplicate,
                 payload: message.payload,
