@@ -47,6 +47,22 @@ pub fn device_id(field: &str, value: &str) -> Result<String, ApiError> {
     name(field, value, 128)
 }
 
+/// Client ids of the platform's own broker clients (the local stack's bridge connects as
+/// `hub-local-bridge`): no device may take one, or it would connect with the bridge's
+/// rights.
+pub const RESERVED_ID_PREFIX: &str = "hub-local-";
+
+fn new_device_id(value: &str) -> Result<String, ApiError> {
+    let id = device_id("device_id", value)?;
+    if id.starts_with(RESERVED_ID_PREFIX) {
+        return Err(ApiError::invalid(
+            "device_id",
+            format!("device ids starting with {RESERVED_ID_PREFIX} are reserved for the platform's own clients"),
+        ));
+    }
+    Ok(id)
+}
+
 pub fn device_type(value: &str) -> Result<String, ApiError> {
     let ok = !value.is_empty()
         && value.len() <= 64
@@ -102,7 +118,7 @@ pub async fn register<B: Registry + Things>(
 ) -> Result<ApiResponse, ApiError> {
     let body: Registration = request.json()?;
     let device = Device {
-        device_id: device_id("device_id", &body.device_id)?,
+        device_id: new_device_id(&body.device_id)?,
         device_type: device_type(&body.device_type)?,
         status: DeviceStatus::Registered,
         serial: optional_text("serial", body.serial.as_ref())?,

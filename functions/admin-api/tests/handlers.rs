@@ -151,6 +151,11 @@ async fn bad_registrations_name_the_field_and_change_nothing() {
             json!({"device_id": "a", "device_type": "t", "serial": "  "}),
             "serial",
         ),
+        // The local stack's bridge connects as hub-local-bridge, with every topic.
+        (
+            json!({"device_id": "hub-local-bridge", "device_type": "t"}),
+            "device_id",
+        ),
     ];
     for (body, field) in cases {
         let response = call(&api, Role::Operator, "POST", "/v1/devices", body.clone()).await;

@@ -15,21 +15,28 @@ use crate::ports::{
 };
 
 /// The device registry, with a cache that lives as long as the execution environment, so
-/// a warm function reads a device's row once per `ttl`, not once per batch.
+/// a warm function reads a device's row once per `ttl`, not once per batch. The cache
+/// holds at most `capacity` devices (least recently used go first): device ids come
+/// from the stream, so their number is not the function's to choose.
 pub struct DynamoRegistry {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
     pub ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, DeviceRecord)>>,
+    cache: Mutex<lru::LruCache<String, (Instant, DeviceRecord)>>,
 }
 
 impl DynamoRegistry {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String, ttl: Duration) -> Self {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+        ttl: Duration,
+        capacity: std::num::NonZeroUsize,
+    ) -> Self {
         Self {
             client,
             table,
             ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(lru::LruCache::new(capacity)),
         }
     }
 }
@@ -40,7 +47,7 @@ impl Registry for DynamoRegistry {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         {
-            let cache = self.cache.lock().expect("registry cache lock");
+            let mut cache = self.cache.lock().expect("registry cache lock");
             for id in ids {
                 match cache.get(id) {
                     Some((at, record)) if now.duration_since(*at) < self.ttl => {
@@ -65,7 +72,7 @@ impl Registry for DynamoRegistry {
         for id in missing {
             // Devices without a row are cached too, as "no registry data".
             let record = fetched.remove(&id).unwrap_or_default();
-            cache.insert(id.clone(), (now, record.clone()));
+            cache.put(id.clone(), (now, record.clone()));
             found.insert(id, record);
         }
         Ok(found)

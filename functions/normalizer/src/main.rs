@@ -21,6 +21,10 @@ async fn main() -> Result<(), Error> {
             dynamodb.clone(),
             config::required("DEVICES_TABLE")?,
             Duration::from_secs(config::or("REGISTRY_CACHE_SECONDS", 60)?),
+            config::or(
+                "REGISTRY_CACHE_DEVICES",
+                std::num::NonZeroUsize::new(100_000).expect("not zero"),
+            )?,
         ),
         states: DynamoDeviceStates {
             client: dynamodb.clone(),

@@ -190,3 +190,21 @@ fn the_topic_alarms_publish_to_is_encrypted_with_a_key_cloudwatch_may_use() {
         });
     assert!(allows_cloudwatch);
 }
+
+#[test]
+fn unauthenticated_ingest_is_throttled_apart_from_the_admin_api() {
+    let template = template();
+    let stage = &template["Resources"]["HubApiDefaultStage"]["Properties"];
+    let ingest = &stage["RouteSettings"]["POST /v1/telemetry"];
+    let parameter = |value: &Value| {
+        let name = target(value).expect("a parameter");
+        template["Parameters"][name.as_str()]["Default"]
+            .as_u64()
+            .unwrap()
+    };
+    let default_rate = stage["DefaultRouteSettings"]["ThrottlingRateLimit"]
+        .as_u64()
+        .unwrap();
+    assert!(parameter(&ingest["ThrottlingRateLimit"]) < default_rate);
+    assert!(parameter(&ingest["ThrottlingBurstLimit"]) > 0);
+}
