@@ -47,6 +47,37 @@ async fn alerts_reach_a_subscribed_webhook_signed_and_retried_with_backoff() {
         mine.get("secret").is_none(),
         "a listing shows a secret: {mine}"
     );
+    // At rest the secret is sealed: no plain copy in the table, and only KMS, with the
+    // hook's own id as context, opens it.
+    let webhook_id = hook["webhook_id"].as_str().unwrap();
+    let item = aws_sdk_dynamodb::Client::new(&stack.aws.sdk)
+        .get_item()
+        .table_name(stack.output("WebhooksTableName"))
+        .key(
+            "webhook_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(webhook_id.to_owned()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("secret"), "a plain secret is stored");
+    let sealed = item["secret_sealed"].as_b().unwrap().as_ref().to_vec();
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    let kms = aws_sdk_kms::Client::new(&stack.aws.sdk);
+    let open = |context: &str| {
+        kms.decrypt()
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(sealed.clone()))
+            .encryption_context("webhook_id", context)
+            .send()
+    };
+    let opened = open(webhook_id).await.unwrap().plaintext.unwrap();
+    assert_eq!(opened.as_ref(), secret.as_bytes());
+    assert!(
+        open("another-hook").await.is_err(),
+        "the sealed secret opens for another hook"
+    );
     let refused = operator
         .post("/v1/webhooks", &json!({"url": "ftp://x"}))
         .await

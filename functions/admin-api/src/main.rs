@@ -22,6 +22,10 @@ async fn main() -> Result<(), Error> {
     .with_events(
         aws_sdk_kinesis::Client::new(&aws.sdk),
         config::required("EVENTS_STREAM")?,
+    )
+    .with_webhook_secrets(
+        aws_sdk_kms::Client::new(&aws.sdk),
+        config::required("WEBHOOK_SECRETS_KEY")?,
     );
     let api = Api::new(
         backend,

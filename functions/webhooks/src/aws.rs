@@ -37,7 +37,7 @@ impl Hooks for CachedHooks {
         }
         let hooks = self
             .table
-            .all()
+            .all(hub_detection::webhooks_table::Secrets::Open)
             .await
             .map_err(|e| PortError::new("webhooks read", e))?;
         *self.cache.lock().expect("cache lock") = Some((Instant::now(), hooks.clone()));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hub_detection::webhooks_table::DynamoWebhooks;
+use hub_detection::webhooks_table::{DynamoWebhooks, SecretSeal};
 use hub_runtime::{config, AwsEnv};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use webhooks::{
@@ -19,6 +19,10 @@ async fn main() -> Result<(), Error> {
             DynamoWebhooks {
                 client: aws_sdk_dynamodb::Client::new(&aws.sdk),
                 table: config::required("WEBHOOKS_TABLE")?,
+                secrets: Some(SecretSeal {
+                    kms: aws_sdk_kms::Client::new(&aws.sdk),
+                    key_id: config::required("WEBHOOK_SECRETS_KEY")?,
+                }),
             },
             Duration::from_secs(config::or("WEBHOOKS_CACHE_SECONDS", 30)?),
         ),

@@ -105,6 +105,7 @@ impl AwsBackend {
             hooks: DynamoWebhooks {
                 client: dynamodb.clone(),
                 table: tables.webhooks.clone(),
+                secrets: None,
             },
             events: None,
             dynamodb,
@@ -118,6 +119,12 @@ impl AwsBackend {
     }
 
     /// Rollout events (`iot.firmware.rollout.started.v1`) go to `stream`.
+    /// Seals the signing secrets of new webhooks with KMS under `key_id`.
+    pub fn with_webhook_secrets(mut self, kms: aws_sdk_kms::Client, key_id: String) -> Self {
+        self.hooks.secrets = Some(hub_detection::webhooks_table::SecretSeal { kms, key_id });
+        self
+    }
+
     pub fn with_events(mut self, kinesis: aws_sdk_kinesis::Client, stream: String) -> Self {
         self.events = Some((kinesis, stream));
         self

@@ -13,7 +13,7 @@ impl WebhookStore for AwsBackend {
 
     async fn webhooks(&self) -> Result<Vec<Webhook>, PortError> {
         self.hooks
-            .all()
+            .all(hub_detection::webhooks_table::Secrets::Closed)
             .await
             .map_err(|e| PortError::new("webhooks read", e))
     }
