@@ -88,4 +88,27 @@ mod tests {
             Some(records[1].sequence_number.as_str())
         );
     }
+
+    /// AWS honours partial batch responses; the local emulator's Kinesis event source does
+    /// not (it would skip the records named failed), so locally a failed batch is an
+    /// error and the whole batch comes again. Both forms retry every record.
+    #[test]
+    fn a_failed_batch_is_answered_in_the_form_its_event_source_honours() {
+        let event: KinesisEvent =
+            serde_json::from_str(include_str!("../../../tests/fixtures/kinesis-event.json"))
+                .unwrap();
+        let records = records(event);
+        let on_aws = failed_batch("table unavailable", &records, true).unwrap();
+        let named: Vec<_> = on_aws
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        let all: Vec<_> = records.iter().map(|r| r.sequence_number.clone()).collect();
+        assert_eq!(named, all);
+        assert_eq!(
+            failed_batch("table unavailable", &records, false).unwrap_err(),
+            "table unavailable"
+        );
+    }
 }
