@@ -188,7 +188,7 @@ async fn a_device_over_its_rate_limit_keeps_its_allowance_and_the_rest_is_dead_l
         SENT,
         "every message is stored or dead-lettered"
     );
-    assert!(stored >= PER_MINUTE && stored <= 2 * PER_MINUTE, "{stored}");
+    assert!((PER_MINUTE..=2 * PER_MINUTE).contains(&stored), "{stored}");
     assert!(limited >= SENT - 2 * PER_MINUTE, "{limited}");
     let _ = device.disconnect().await;
 }
