@@ -25,6 +25,7 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
         clock_skew: 0.03,
         anomaly: 0.01,
         heartbeat_every: 10,
+        anomaly_scale: 1.0,
     };
     let report = run_fleet(
         &stack,

@@ -129,6 +129,7 @@ async fn fleet(stack: &Stack) -> Result<()> {
         clock_skew: 0.02,
         anomaly: 0.02,
         heartbeat_every: 10,
+        anomaly_scale: 1.0,
     };
     // One threshold rule per device type, which the simulator's anomalies break, and a
     // queue subscribed to the alert topic, as an operator's integration would be.

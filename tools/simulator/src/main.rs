@@ -209,6 +209,7 @@ async fn main() -> Result<()> {
         clock_skew: cli.clock_skew,
         anomaly: cli.anomalies,
         heartbeat_every: cli.heartbeat_every,
+        anomaly_scale: 1.0,
     };
 
     let aws = hub_runtime::AwsEnv::load().await;

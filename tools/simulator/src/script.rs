@@ -68,6 +68,9 @@ pub struct Faults {
     pub anomaly: f64,
     /// One heartbeat every this many telemetry messages (0: none).
     pub heartbeat_every: u64,
+    /// How far an anomaly leaves the normal band: 1 is far outside it (+45 °C on a
+    /// temperature), smaller values bring it close to the signal's own spread.
+    pub anomaly_scale: f64,
 }
 
 impl Default for Faults {
@@ -79,6 +82,7 @@ impl Default for Faults {
             clock_skew: 0.0,
             anomaly: 0.0,
             heartbeat_every: 10,
+            anomaly_scale: 1.0,
         }
     }
 }
@@ -238,7 +242,7 @@ pub fn script(
                 end: ts,
                 first_seq: (!legacy).then_some(seq + 1),
                 readings: 0,
-                value: anomalous(metric, normal),
+                value: anomalous(metric, normal, faults.anomaly_scale),
                 normal,
             });
             episode = Some(rng.u32(EPISODE_READINGS));
@@ -246,7 +250,10 @@ pub fn script(
         if let Some(left) = episode {
             let label = anomalies.last_mut().expect("an episode has its label");
             let normal = metrics[label.metric];
-            metrics.insert(label.metric, anomalous(label.metric, normal));
+            metrics.insert(
+                label.metric,
+                anomalous(label.metric, normal, faults.anomaly_scale),
+            );
             label.end = ts;
             label.readings += 1;
             episode = (left > 1).then_some(left - 1);
@@ -316,12 +323,12 @@ pub fn script(
     }
 }
 
-/// A value far outside the device's normal band, yet within what the sensor can report
-/// (so it is stored, not rejected).
-fn anomalous(metric: &str, normal: f64) -> f64 {
+/// A value outside the device's normal band (`scale` 1: far outside), yet within what
+/// the sensor can report (so it is stored, not rejected).
+fn anomalous(metric: &str, normal: f64, scale: f64) -> f64 {
     match metric {
-        "temperature" => normal + 45.0,
-        _ => normal * 4.0 + 500.0,
+        "temperature" => normal + 45.0 * scale,
+        _ => normal + (normal * 3.0 + 500.0) * scale,
     }
 }
 
@@ -446,6 +453,7 @@ mod tests {
             clock_skew: 0.1,
             anomaly: 0.1,
             heartbeat_every: 5,
+            anomaly_scale: 1.0,
         };
         let a = script(
             "d",
@@ -478,6 +486,7 @@ mod tests {
             clock_skew: 0.03,
             anomaly: 0.01,
             heartbeat_every: 10,
+            anomaly_scale: 1.0,
         };
         let s = script(
             "d",

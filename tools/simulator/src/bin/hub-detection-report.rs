@@ -28,6 +28,10 @@ struct Cli {
     /// Chance per reading that a labelled anomaly episode starts.
     #[arg(long, default_value_t = 0.005)]
     anomalies: f64,
+    /// How far anomalies leave the normal band: 1 is far outside (+45 °C), 0.15 close to
+    /// the signals' own spread.
+    #[arg(long, default_value_t = 1.0)]
+    anomaly_scale: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// |z| above which a reading is anomalous.
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
     };
     let faults = Faults {
         anomaly: cli.anomalies,
+        anomaly_scale: cli.anomaly_scale,
         heartbeat_every: 10,
         ..Faults::default()
     };
