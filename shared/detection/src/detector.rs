@@ -213,7 +213,9 @@ fn follow(
             Some(Step::Detected(window))
         }
         Transition::Cleared => state.window.take().map(Step::Cleared),
-        Transition::Stay if anomalous && state.episode.active => Some(Step::Detected(
+        // An episode is open while it holds its window: the z-score keeps its hysteresis
+        // in its own series state, so `state.episode` is not the place to ask.
+        Transition::Stay if anomalous && state.window.is_some() => Some(Step::Detected(
             state.window.clone().unwrap_or_else(|| window_of(ts, width)),
         )),
         Transition::Stay => None,
@@ -343,6 +345,36 @@ mod tests {
             matches!(threshold[4], Detection::Cleared(c) if c.rule_id.as_deref() == Some("hot"))
         );
         assert!(!state.rules["hot"].episode.active);
+    }
+
+    #[test]
+    fn every_anomalous_point_of_a_zscore_episode_is_reported_until_it_clears() {
+        let mut state = DetectorState::default();
+        // A steady series, then five points far out, then normal again.
+        let mut values: Vec<f64> = (0..40).map(|i| 20.0 + (i % 5) as f64 * 0.1).collect();
+        values.extend([60.0, 61.0, 62.0, 63.0, 64.0, 20.1, 20.2, 20.3, 20.1]);
+        let outcome = observe(
+            &config(),
+            "d1",
+            "temperature",
+            &[],
+            &mut state,
+            &points(&values),
+        );
+        let zscore: Vec<String> = summary(&outcome)
+            .into_iter()
+            .filter(|s| s.contains("ZScore"))
+            .collect();
+        // Raised on the second far point, then reported with each of the three after it,
+        // then cleared once: an alert counts every anomalous reading of its episode.
+        let detected = zscore.iter().filter(|s| !s.starts_with("clear")).count();
+        assert_eq!(detected, 4, "{zscore:?}");
+        assert_eq!(
+            zscore.iter().filter(|s| s.starts_with("clear")).count(),
+            1,
+            "{zscore:?}"
+        );
+        assert!(zscore.last().unwrap().starts_with("clear"), "{zscore:?}");
     }
 
     #[test]
