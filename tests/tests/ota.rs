@@ -356,7 +356,11 @@ async fn a_tampered_image_is_refused_by_every_device_and_never_installed() {
     assert_eq!(done["status"], "aborted", "{done}");
     assert_eq!(count(&done, "succeeded"), 0, "{}", done["counts"]);
     let refused: Vec<&Value> = rows.iter().filter(|r| r["status"] == "failed").collect();
-    assert!(!refused.is_empty());
+    assert_eq!(
+        refused.len(),
+        rows.len(),
+        "every device refused it: {rows:?}"
+    );
     assert!(
         refused
             .iter()
@@ -371,6 +375,8 @@ async fn a_tampered_image_is_refused_by_every_device_and_never_installed() {
         .all(|v| *v == base));
     let report = fleet.stop().await.unwrap();
     assert_eq!(report.jobs.succeeded, 0);
+    // And by the devices' own record: each of the five reported its refusal.
+    assert_eq!(report.jobs.failed, 5, "{:?}", report.jobs);
 }
 
 async fn wait_until<T, F, Fut>(timeout: Duration, mut probe: F) -> T
