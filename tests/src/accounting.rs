@@ -160,32 +160,7 @@ pub async fn read_since(stack: &Stack, since_ms: i64) -> Result<Counts> {
 
 /// Records on a stream, all shards, from the start.
 pub async fn stream_length(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Result<u64> {
-    let shards = kinesis.list_shards().stream_name(stream).send().await?;
-    let mut total = 0;
-    for shard in shards.shards() {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await?
-            .shard_iterator;
-        while let Some(current) = iterator {
-            let page = kinesis
-                .get_records()
-                .shard_iterator(current)
-                .limit(10_000)
-                .send()
-                .await?;
-            if page.records().is_empty() {
-                break;
-            }
-            total += page.records().len() as u64;
-            iterator = page.next_shard_iterator;
-        }
-    }
-    Ok(total)
+    records_for(kinesis, stream, "").await
 }
 
 /// Records on a stream, all shards, from the start, whose partition key (the device id)

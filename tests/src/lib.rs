@@ -295,6 +295,27 @@ pub fn drive(mut events: EventLoop) -> tokio::sync::mpsc::UnboundedReceiver<rumq
     rx
 }
 
+/// Reads with `read` every 300 ms until `done` holds, and returns that reading; panics
+/// naming `what` and the last reading after 30 s.
+pub async fn poll_until(
+    what: &str,
+    mut read: impl AsyncFnMut() -> serde_json::Value,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = read().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 30 s: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// A unique id for test resources, so runs and parallel tests never collide.
 pub fn unique(prefix: &str) -> String {
     format!(

@@ -6,35 +6,19 @@
 //! rollout, a rollout device or the registry; the device's own answer still counts, and
 //! the platform's own events still do.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hub_admin::AdminClient;
 use hub_e2e::{
     admin::{provision, Role},
     drive,
     ota::{image, register_group},
-    unique, Stack,
+    poll_until, unique, Stack,
 };
 use rumqttc::{AsyncClient, QoS};
 use serde_json::{json, Value};
 
 const DEVICE_TYPE: &str = "env-sensor";
-
-async fn wait_for(
-    what: &str,
-    mut read: impl AsyncFnMut() -> Value,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let value = read().await;
-        if done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {value}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 async fn get(client: &AdminClient, path: &str) -> Value {
     client.get(path).await.unwrap().ok().unwrap()
@@ -98,7 +82,7 @@ async fn platform_events_a_device_forges_on_its_answer_topic_change_nothing() {
         .unwrap();
     let _victim_incoming = drive(victim_events);
     let victim_path = format!("/v1/devices/{}", victim.id);
-    wait_for(
+    poll_until(
         "victim connected",
         async || get(&viewer, &victim_path).await,
         |d| d["connectivity"] == "connected",
@@ -151,7 +135,7 @@ async fn platform_events_a_device_forges_on_its_answer_topic_change_nothing() {
     )
     .await;
     let command_path = format!("/v1/devices/{intruder}/commands/{command_id}");
-    wait_for(
+    poll_until(
         "answer recorded",
         async || get(&viewer, &command_path).await,
         |c| c["status"] == "succeeded",
@@ -175,7 +159,7 @@ async fn platform_events_a_device_forges_on_its_answer_topic_change_nothing() {
     // Positive controls from the platform itself: the victim's real disconnect, and
     // the job's real cancellation, are believed.
     victim_client.disconnect().await.unwrap();
-    wait_for(
+    poll_until(
         "victim disconnected",
         async || get(&viewer, &victim_path).await,
         |d| d["connectivity"] == "disconnected",
@@ -188,7 +172,7 @@ async fn platform_events_a_device_forges_on_its_answer_topic_change_nothing() {
         .ok()
         .unwrap();
     assert_eq!(cancelled["status"], "cancelled");
-    wait_for(
+    poll_until(
         "cancel followed",
         async || get(&viewer, &rollout_path).await,
         |r| r["counts"]["queued"] == 0,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hub_admin::AdminClient;
 use hub_e2e::{
     admin::{provision, Role},
-    drive, unique, Stack,
+    drive, poll_until, unique, Stack,
 };
 use rumqttc::{AsyncClient, Publish, QoS};
 use serde_json::{json, Value};
@@ -43,25 +43,6 @@ async fn subscribe(
     // rumqttc hands SUBACKs to the event loop only; a short pause lets them land.
     tokio::time::sleep(Duration::from_millis(300)).await;
     while incoming.try_recv().is_ok() {}
-}
-
-async fn poll_until(
-    what: &str,
-    mut read: impl AsyncFnMut() -> Value,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let value = read().await;
-        if done(&value) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within 30 s: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 async fn shadow(viewer: &AdminClient, id: &str) -> Value {

@@ -37,13 +37,7 @@ struct Access {
 
 /// Translates an IoT policy document into Mosquitto ACL file lines.
 pub fn acl_from_policy(document: &str) -> Result<String, AclError> {
-    let policy: Value =
-        serde_json::from_str(document).map_err(|e| AclError::NotJson(e.to_string()))?;
-    let statements = match &policy["Statement"] {
-        Value::Array(list) => list.clone(),
-        object @ Value::Object(_) => vec![object.clone()],
-        _ => return Err(AclError::NoStatements),
-    };
+    let statements = statements(document)?;
     let mut patterns: BTreeMap<String, Access> = BTreeMap::new();
     for statement in &statements {
         let deny = statement["Effect"].as_str() == Some("Deny");
@@ -95,13 +89,7 @@ pub fn acl_from_policy(document: &str) -> Result<String, AclError> {
 /// The topic filters the policy lets a device subscribe to (`%u` for its thing name),
 /// each allowed (true) or denied (false).
 pub fn subscribe_filters(document: &str) -> Result<Vec<(String, bool)>, AclError> {
-    let policy: Value =
-        serde_json::from_str(document).map_err(|e| AclError::NotJson(e.to_string()))?;
-    let statements = match &policy["Statement"] {
-        Value::Array(list) => list.clone(),
-        object @ Value::Object(_) => vec![object.clone()],
-        _ => return Err(AclError::NoStatements),
-    };
+    let statements = statements(document)?;
     let mut filters = Vec::new();
     for statement in &statements {
         let allow = statement["Effect"].as_str() != Some("Deny");
@@ -122,6 +110,17 @@ pub fn subscribe_filters(document: &str) -> Result<Vec<(String, bool)>, AclError
         }
     }
     Ok(filters)
+}
+
+/// The policy's statements (a single statement may stand alone).
+fn statements(document: &str) -> Result<Vec<Value>, AclError> {
+    let policy: Value =
+        serde_json::from_str(document).map_err(|e| AclError::NotJson(e.to_string()))?;
+    match &policy["Statement"] {
+        Value::Array(list) => Ok(list.clone()),
+        object @ Value::Object(_) => Ok(vec![object.clone()]),
+        _ => Err(AclError::NoStatements),
+    }
 }
 
 fn string_list(value: &Value) -> Vec<String> {
