@@ -104,7 +104,10 @@ impl RolloutPolicy {
         }
         // Jobs takes a percentage above 0 with at most two decimals.
         let abort = policy.abort_failure_percent;
-        if !(abort > 0.0 && abort <= 100.0) || (abort * 100.0).fract().abs() > 1e-9 {
+        // Compared with the nearest whole hundredth: 0.29 * 100 is 28.999999999999996,
+        // whose fraction is nearly 1, not nearly 0.
+        let hundredths = abort * 100.0;
+        if !(abort > 0.0 && abort <= 100.0) || (hundredths - hundredths.round()).abs() > 1e-6 {
             return Err(bad(
                 "abort_failure_percent",
                 "must be above 0 and at most 100, with at most two decimals",
@@ -810,6 +813,24 @@ pub fn abort_reason(policy: &RolloutPolicy, counts: &Counts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abort_percentages_with_two_decimals_are_taken_whatever_their_binary_form() {
+        for ok in [0.29, 0.01, 5.0, 12.57, 100.0] {
+            let request = PolicyRequest {
+                abort_failure_percent: Some(ok),
+                ..PolicyRequest::default()
+            };
+            assert!(RolloutPolicy::from_request(&request).is_ok(), "{ok}");
+        }
+        for bad in [0.0, 0.291, 100.01, -1.0] {
+            let request = PolicyRequest {
+                abort_failure_percent: Some(bad),
+                ..PolicyRequest::default()
+            };
+            assert!(RolloutPolicy::from_request(&request).is_err(), "{bad}");
+        }
+    }
     use chrono::TimeZone;
 
     fn t(seconds: i64) -> DateTime<Utc> {
