@@ -1,71 +1,55 @@
-//! A batch of the anomaly stream in; alerts raised, counted and resolved.
+//! The dispatcher as a stream function: its ports, and its metrics.
 
-use std::time::Instant;
-
-use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
-use hub_runtime::{emf::Metrics, stream};
-use lambda_runtime::LambdaEvent;
-use tracing::info;
+use hub_runtime::{
+    emf::Metrics,
+    stream::{BatchHandler, Processed, StreamRecord},
+};
 
 use crate::{
     ports::{Alerts, Claims, Notifier, PortError},
-    process::{process, Ports},
+    process::{process, Ports, Summary},
 };
 
 pub struct AlertDispatcher<C, A, N> {
     pub claims: C,
     pub alerts: A,
     pub notifier: N,
+    /// See [`BatchHandler::partial_batch_response`].
     pub partial_batch_response: bool,
 }
 
-impl<C: Claims + Sync, A: Alerts + Sync, N: Notifier + Sync> AlertDispatcher<C, A, N> {
-    pub async fn handle(
-        &self,
-        event: LambdaEvent<KinesisEvent>,
-    ) -> Result<KinesisEventResponse, PortError> {
-        let started = Instant::now();
-        let records = stream::records(event.payload);
+impl<C: Claims + Sync, A: Alerts + Sync, N: Notifier + Sync> BatchHandler
+    for AlertDispatcher<C, A, N>
+{
+    type Summary = Summary;
+    type Error = PortError;
+
+    fn partial_batch_response(&self) -> bool {
+        self.partial_batch_response
+    }
+
+    /// A retried detection that already raised its alert only counts again.
+    async fn process(&self, records: &[StreamRecord]) -> Processed<Summary, PortError> {
         let ports = Ports {
             claims: &self.claims,
             alerts: &self.alerts,
             notifier: &self.notifier,
         };
-        let result = process(&ports, &records).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let summary = result.as_ref().cloned().unwrap_or_default();
-        Metrics::new("alert-dispatcher")
+        Processed::whole(process(&ports, records).await, records)
+    }
+
+    fn metrics(&self, processed: &Processed<Summary, PortError>, _: usize) -> Vec<Metrics> {
+        let summary = &processed.summary;
+        let publish_failed = matches!(&processed.error, Some(e) if e.operation == "alert publish");
+        let mut metrics = Metrics::new("alert-dispatcher");
+        metrics
             .count("anomaly_events_received_total", summary.detections)
             .count("alerts_raised_total", summary.raised)
             .count("alerts_deduplicated_total", summary.deduplicated)
             .count("alerts_auto_resolved_total", summary.resolved)
             .count("alert_delivery_success_total", summary.raised)
-            .count(
-                "alert_delivery_failure_total",
-                u64::from(matches!(&result, Err(e) if e.operation == "alert publish")),
-            )
-            .count(
-                "alert_batch_failed_records",
-                if result.is_err() {
-                    records.len() as u64
-                } else {
-                    0
-                },
-            )
-            .millis("processing_latency", latency_ms)
-            .flush();
-        match result {
-            Ok(summary) => {
-                info!(
-                    ?summary,
-                    records = records.len(),
-                    latency_ms,
-                    "batch dispatched"
-                );
-                Ok(KinesisEventResponse::default())
-            }
-            // A retried detection that already raised its alert only counts again.
-            Err(err) => stream::failed_batch(err, &records, self.partial_batch_response),
-        }
+            .count("alert_delivery_failure_total", u64::from(publish_failed))
+            .count("alert_batch_failed_records", processed.failed.len() as u64);
+        vec![metrics]
     }
 }

@@ -4,8 +4,8 @@ use alert_dispatcher::{
     aws::{DynamoAlerts, DynamoClaims, SnsNotifier},
     handler::AlertDispatcher,
 };
-use hub_runtime::{config, AwsEnv};
-use lambda_runtime::{service_fn, Error};
+use hub_runtime::{config, stream, AwsEnv};
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -28,9 +28,5 @@ async fn main() -> Result<(), Error> {
         },
         partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
     };
-    let dispatcher = &dispatcher;
-    lambda_runtime::run(service_fn(move |event| async move {
-        dispatcher.handle(event).await.map_err(Error::from)
-    }))
-    .await
+    stream::serve(dispatcher).await
 }

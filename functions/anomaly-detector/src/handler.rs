@@ -1,16 +1,14 @@
-//! A batch of the normalized stream in; detections out, state and aggregates written.
+//! The detector as a stream function: its ports and settings, and its metrics.
 
-use std::time::Instant;
-
-use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
 use hub_detection::DetectorConfig;
-use hub_runtime::{emf::Metrics, stream};
-use lambda_runtime::LambdaEvent;
-use tracing::info;
+use hub_runtime::{
+    emf::Metrics,
+    stream::{BatchHandler, Processed, StreamRecord},
+};
 
 use crate::{
     ports::{Detections, PortError, Rules, SeriesStore},
-    process::{process, Ports},
+    process::{process, Ports, Summary},
 };
 
 pub struct AnomalyDetector<R, S, D> {
@@ -18,26 +16,34 @@ pub struct AnomalyDetector<R, S, D> {
     pub series: S,
     pub detections: D,
     pub config: DetectorConfig,
-    /// Off where the event source ignores partial batch responses (the local emulator).
+    /// See [`BatchHandler::partial_batch_response`].
     pub partial_batch_response: bool,
 }
 
-impl<R: Rules, S: SeriesStore + Sync, D: Detections + Sync> AnomalyDetector<R, S, D> {
-    pub async fn handle(
-        &self,
-        event: LambdaEvent<KinesisEvent>,
-    ) -> Result<KinesisEventResponse, PortError> {
-        let started = Instant::now();
-        let records = stream::records(event.payload);
+impl<R: Rules, S: SeriesStore + Sync, D: Detections + Sync> BatchHandler
+    for AnomalyDetector<R, S, D>
+{
+    type Summary = Summary;
+    type Error = PortError;
+
+    fn partial_batch_response(&self) -> bool {
+        self.partial_batch_response
+    }
+
+    /// Series already committed skip their points on the retry.
+    async fn process(&self, records: &[StreamRecord]) -> Processed<Summary, PortError> {
         let ports = Ports {
             rules: &self.rules,
             series: &self.series,
             detections: &self.detections,
         };
-        let result = process(&ports, &self.config, &records).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let summary = result.as_ref().cloned().unwrap_or_default();
-        Metrics::new("anomaly-detector")
+        Processed::whole(process(&ports, &self.config, records).await, records)
+    }
+
+    fn metrics(&self, processed: &Processed<Summary, PortError>, _: usize) -> Vec<Metrics> {
+        let summary = &processed.summary;
+        let mut metrics = Metrics::new("anomaly-detector");
+        metrics
             .count("detector_readings_total", summary.readings)
             .count("anomaly_events_total", summary.detections)
             .count("anomaly_cleared_total", summary.cleared)
@@ -46,26 +52,8 @@ impl<R: Rules, S: SeriesStore + Sync, D: Detections + Sync> AnomalyDetector<R, S
             .count("detector_undecodable_total", summary.undecodable)
             .count(
                 "detector_batch_failed_records",
-                if result.is_err() {
-                    records.len() as u64
-                } else {
-                    0
-                },
-            )
-            .millis("processing_latency", latency_ms)
-            .flush();
-        match result {
-            Ok(summary) => {
-                info!(
-                    ?summary,
-                    records = records.len(),
-                    latency_ms,
-                    "batch judged"
-                );
-                Ok(KinesisEventResponse::default())
-            }
-            // Series already committed skip their points on the retry.
-            Err(err) => stream::failed_batch(err, &records, self.partial_batch_response),
-        }
+                processed.failed.len() as u64,
+            );
+        vec![metrics]
     }
 }

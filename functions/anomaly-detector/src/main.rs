@@ -7,8 +7,8 @@ use anomaly_detector::{
     handler::AnomalyDetector,
 };
 use hub_detection::{rules_table::DynamoRules, DetectorConfig, Hysteresis, ZScore};
-use hub_runtime::{config, AwsEnv};
-use lambda_runtime::{service_fn, Error};
+use hub_runtime::{config, stream, AwsEnv};
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -48,9 +48,5 @@ async fn main() -> Result<(), Error> {
         },
         partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
     };
-    let detector = &detector;
-    lambda_runtime::run(service_fn(move |event| async move {
-        detector.handle(event).await.map_err(Error::from)
-    }))
-    .await
+    stream::serve(detector).await
 }

@@ -1,16 +1,14 @@
-//! A Kinesis event in, a partial batch response and metrics out.
+//! The normalizer as a stream function: its ports and settings, and its metrics.
 
-use std::{collections::HashSet, time::Instant};
-
-use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
-use hub_runtime::{emf::Metrics, stream};
+use hub_runtime::{
+    emf::Metrics,
+    stream::{BatchHandler, StreamRecord},
+};
 use hub_telemetry::accounting::Tally;
-use lambda_runtime::LambdaEvent;
-use tracing::{error, info};
 
 use crate::{
     ports::{DedupStore, DeviceStates, Outputs, PortError, Registry},
-    process::{process, Config, Ports},
+    process::{process, BatchResult, Config, Ports},
 };
 
 pub struct Normalizer<R, S, D, O> {
@@ -19,70 +17,42 @@ pub struct Normalizer<R, S, D, O> {
     pub dedup: D,
     pub outputs: O,
     pub config: Config,
-    /// Report failed records as batch item failures (AWS). Off where the event source
-    /// ignores that response (the local emulator): the batch then fails as a whole and
-    /// is redelivered, which the processing makes harmless.
+    /// See [`BatchHandler::partial_batch_response`].
     pub partial_batch_response: bool,
 }
 
-impl<R, S, D, O> Normalizer<R, S, D, O>
+impl<R, S, D, O> BatchHandler for Normalizer<R, S, D, O>
 where
     R: Registry,
     S: DeviceStates,
     D: DedupStore,
     O: Outputs,
 {
-    pub async fn handle(
-        &self,
-        event: LambdaEvent<KinesisEvent>,
-    ) -> Result<KinesisEventResponse, PortError> {
-        let started = Instant::now();
-        let records = stream::records(event.payload);
+    type Summary = Tally;
+    type Error = PortError;
+
+    fn partial_batch_response(&self) -> bool {
+        self.partial_batch_response
+    }
+
+    async fn process(&self, records: &[StreamRecord]) -> BatchResult {
         let ports = Ports {
             registry: &self.registry,
             states: &self.states,
             dedup: &self.dedup,
             outputs: &self.outputs,
         };
-        let result = process(&ports, &self.config, &records).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        for metrics in metrics(
-            &result.tally,
-            records.len(),
-            result.failed.len(),
-            latency_ms,
-        ) {
-            metrics.flush();
-        }
+        process(&ports, &self.config, records).await
+    }
 
-        if let Some(error) = result.error {
-            error!(%error, records = records.len(), "batch failed; it will be retried");
-            if !self.partial_batch_response {
-                return Err(error);
-            }
-        } else {
-            info!(
-                received = result.tally.received,
-                stored = result.tally.stored,
-                deduplicated = result.tally.deduplicated,
-                dead_lettered = result.tally.dead_lettered_total(),
-                dropped = result.tally.dropped_total(),
-                latency_ms,
-                "batch processed"
-            );
-        }
-        let failed: HashSet<&str> = result.failed.iter().map(String::as_str).collect();
-        Ok(stream::failures(
-            records
-                .iter()
-                .filter(|r| failed.contains(r.position.as_str())),
-        ))
+    fn metrics(&self, processed: &BatchResult, records: usize) -> Vec<Metrics> {
+        metrics(&processed.summary, records, processed.failed.len())
     }
 }
 
 /// The batch's metrics: totals, plus one document per dead-letter and drop reason (with a
 /// `Reason` dimension) so dashboards can split them.
-fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Vec<Metrics> {
+fn metrics(tally: &Tally, records: usize, failed: usize) -> Vec<Metrics> {
     let mut totals = Metrics::new(FUNCTION);
     totals
         .count("telemetry_ingest_rate", tally.received)
@@ -97,8 +67,7 @@ fn metrics(tally: &Tally, records: usize, failed: usize, latency_ms: f64) -> Vec
         .count("telemetry_sequence_gaps_total", tally.sequence_gaps)
         .count("telemetry_sequence_resets_total", tally.sequence_resets)
         .count("telemetry_batch_records", records as u64)
-        .count("telemetry_batch_failed_records", failed as u64)
-        .millis("processing_latency", latency_ms);
+        .count("telemetry_batch_failed_records", failed as u64);
     let mut all = vec![totals];
     for (reason, n) in &tally.dead_lettered {
         let mut by_reason = Metrics::new(FUNCTION);

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use hub_runtime::{config, AwsEnv};
+use hub_runtime::{config, stream, AwsEnv};
 use hub_telemetry::SkewPolicy;
-use lambda_runtime::{service_fn, Error};
+use lambda_runtime::Error;
 use normalizer::{
     aws::{AwsOutputs, DynamoDedup, DynamoDeviceStates, DynamoRegistry},
     handler::Normalizer,
@@ -52,9 +52,5 @@ async fn main() -> Result<(), Error> {
         },
         partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
     };
-    let normalizer = &normalizer;
-    lambda_runtime::run(service_fn(move |event| async move {
-        normalizer.handle(event).await.map_err(Error::from)
-    }))
-    .await
+    stream::serve(normalizer).await
 }

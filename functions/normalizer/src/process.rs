@@ -16,7 +16,7 @@ use hub_telemetry::{
     payload, unpack_raw, MessageKind, SkewPolicy,
 };
 
-use hub_runtime::stream::StreamRecord;
+use hub_runtime::stream::{Processed, StreamRecord};
 
 use crate::ports::{DeadLetter, DedupStore, DeviceStates, Outputs, PortError, Registry};
 
@@ -36,14 +36,9 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Default)]
-pub struct BatchResult {
-    /// What happened to each record; empty when the batch failed.
-    pub tally: Tally,
-    /// Positions to retry (all of them when a store or stream failed).
-    pub failed: Vec<String>,
-    pub error: Option<PortError>,
-}
+/// What happened to each record (nothing when a store or stream failed and every record
+/// is retried).
+pub type BatchResult = Processed<Tally, PortError>;
 
 pub struct Ports<'a, R, S, D, O> {
     pub registry: &'a R,
@@ -70,17 +65,7 @@ where
     D: DedupStore,
     O: Outputs,
 {
-    match run(ports, config, records).await {
-        Ok(tally) => BatchResult {
-            tally,
-            ..Default::default()
-        },
-        Err(error) => BatchResult {
-            tally: Tally::default(),
-            failed: records.iter().map(|r| r.position.clone()).collect(),
-            error: Some(error),
-        },
-    }
+    Processed::whole(run(ports, config, records).await, records)
 }
 
 async fn run<R, S, D, O>(

@@ -70,7 +70,7 @@ async fn valid_records_are_emitted_enriched_and_partitioned_by_device() {
     )
     .await;
     assert!(result.failed.is_empty());
-    assert_eq!(result.tally.stored, 1);
+    assert_eq!(result.summary.stored, 1);
     let emitted = memory.emitted.lock().unwrap();
     let (key, bytes) = &emitted[0];
     assert_eq!(key, "d1");
@@ -87,14 +87,14 @@ async fn duplicates_make_no_second_event_and_a_redelivered_record_is_not_a_dupli
     let first = raw("d1", &reading(7, 20.0), "s:1");
     let again = raw("d1", &reading(7, 20.0), "s:2"); // the device resent seq 7
     let result = run(&memory, &config, &[first.clone(), again.clone()]).await;
-    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 1));
+    assert_eq!((result.summary.stored, result.summary.deduplicated), (1, 1));
     // A later batch with the same resend: still a duplicate.
     let result = run(&memory, &config, &[again]).await;
-    assert_eq!(result.tally.deduplicated, 1);
+    assert_eq!(result.summary.deduplicated, 1);
     // The same stream record redelivered (a retried batch) is not a duplicate of itself:
     // it is accounted as stored again, and not emitted again.
     let result = run(&memory, &config, &[first]).await;
-    assert_eq!(result.tally.stored, 1);
+    assert_eq!(result.summary.stored, 1);
     assert_eq!(memory.emitted.lock().unwrap().len(), 1);
 }
 
@@ -111,8 +111,8 @@ async fn invalid_records_become_dead_letters_with_reason_position_and_original_b
         StreamRecord::new("s:3", b"not an event".to_vec()),
     ];
     let result = run(&memory, &Config::default(), &records).await;
-    assert_eq!(result.tally.dead_lettered_total(), 3);
-    assert!(result.tally.balances());
+    assert_eq!(result.summary.dead_lettered_total(), 3);
+    assert!(result.summary.balances());
     let letters = memory.letters.lock().unwrap();
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason).collect();
     assert_eq!(reasons, ["malformed_json", "out_of_range", "not_raw_event"]);
@@ -145,9 +145,9 @@ async fn quarantined_devices_are_dropped_and_counted() {
         ],
     )
     .await;
-    assert_eq!(result.tally.dropped["quarantined"], 1);
-    assert_eq!(result.tally.stored, 1);
-    assert!(result.tally.balances());
+    assert_eq!(result.summary.dropped["quarantined"], 1);
+    assert_eq!(result.summary.stored, 1);
+    assert!(result.summary.balances());
 }
 
 #[tokio::test]
@@ -161,11 +161,11 @@ async fn excess_over_the_rate_limit_is_dead_lettered() {
         .map(|i| raw("chatty", &reading(i, 1.0), &format!("s:{i}")))
         .collect();
     let result = run(&memory, &config, &records).await;
-    assert_eq!(result.tally.stored, 3);
-    assert_eq!(result.tally.dead_lettered["rate_limited"], 2);
+    assert_eq!(result.summary.stored, 3);
+    assert_eq!(result.summary.dead_lettered["rate_limited"], 2);
     // The window carries over to the next batch in the same minute.
     let result = run(&memory, &config, &[raw("chatty", &reading(6, 1.0), "s:6")]).await;
-    assert_eq!(result.tally.dead_lettered["rate_limited"], 1);
+    assert_eq!(result.summary.dead_lettered["rate_limited"], 1);
 }
 
 #[tokio::test]
@@ -178,7 +178,7 @@ async fn sequence_gaps_are_recorded_and_late_data_fills_them() {
     ];
     let result = run(&memory, &Config::default(), &records).await;
     // Three detected (2, 3, 4); seq 3 then arrived late, so two are still missing.
-    assert_eq!(result.tally.sequence_gaps, 3);
+    assert_eq!(result.summary.sequence_gaps, 3);
     let state = memory.states.lock().unwrap()["d"].clone();
     assert_eq!((state.last_seq, state.gaps), (Some(5), 2));
 }
@@ -188,7 +188,7 @@ async fn heartbeats_are_counted_not_stored() {
     let memory = Memory::default();
     let heartbeat = br#"{"v":2,"seq":9,"msg_type":"heartbeat","ts":"2026-11-23T10:00:00Z"}"#;
     let result = run(&memory, &Config::default(), &[raw("d", heartbeat, "s:1")]).await;
-    assert_eq!(result.tally.dropped["heartbeat"], 1);
+    assert_eq!(result.summary.dropped["heartbeat"], 1);
     assert!(memory.emitted.lock().unwrap().is_empty());
 }
 
@@ -203,7 +203,7 @@ async fn skewed_clocks_are_corrected_and_counted() {
         &[raw("d", future.to_string().as_bytes(), "s:1")],
     )
     .await;
-    assert_eq!(result.tally.clock_skew_corrected, 1);
+    assert_eq!(result.summary.clock_skew_corrected, 1);
     let emitted = memory.emitted.lock().unwrap();
     let event = Envelope::<NormalizedTelemetry>::from_slice(&emitted[0].1).unwrap();
     assert!(event.data.clock_skew_corrected);
@@ -228,7 +228,7 @@ async fn a_transient_failure_fails_the_whole_batch_and_the_retry_balances() {
     memory.fail_emit(false);
     let result = run(&memory, &Config::default(), &records).await;
     assert!(result.failed.is_empty());
-    assert_eq!(result.tally.stored, 2);
+    assert_eq!(result.summary.stored, 2);
 }
 
 #[tokio::test]
@@ -240,8 +240,8 @@ async fn extreme_sequence_numbers_do_not_overflow() {
         raw("d", &reading(u64::MAX - 1, 1.0), "s:3"),
     ];
     let result = run(&memory, &Config::default(), &records).await;
-    assert_eq!(result.tally.stored, 3);
-    assert!(result.tally.balances());
+    assert_eq!(result.summary.stored, 3);
+    assert!(result.summary.balances());
 }
 
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn a_batch_retried_after_its_emit_does_not_emit_twice() {
     memory.fail_save.store(false, Ordering::SeqCst);
     let result = run(&memory, &Config::default(), &records).await;
     assert_eq!(
-        result.tally.stored, 2,
+        result.summary.stored, 2,
         "the retry accounts for both records"
     );
     assert_eq!(
@@ -306,7 +306,7 @@ async fn a_rate_limited_record_does_not_claim_its_seq() {
         raw("d", &reading(2, 1.0), "s:2"),
     ];
     let result = run(&memory, &config, &records).await;
-    assert_eq!(result.tally.dead_lettered["rate_limited"], 1);
+    assert_eq!(result.summary.dead_lettered["rate_limited"], 1);
     assert!(
         !memory.claims.lock().unwrap().contains_key("d#2"),
         "replayable later"
@@ -334,7 +334,7 @@ async fn a_device_that_restarts_its_counter_keeps_its_new_readings() {
         })
         .collect();
     let result = run(&memory, &config, &before).await;
-    assert_eq!(result.tally.stored, 3);
+    assert_eq!(result.summary.stored, 3);
     // Rebooted: seq starts again at 1, with later device times.
     let after: Vec<_> = (1..=3)
         .map(|seq| {
@@ -347,13 +347,13 @@ async fn a_device_that_restarts_its_counter_keeps_its_new_readings() {
         .collect();
     let result = run(&memory, &config, &after).await;
     assert_eq!(
-        (result.tally.stored, result.tally.deduplicated),
+        (result.summary.stored, result.summary.deduplicated),
         (3, 0),
         "{:?}",
-        result.tally
+        result.summary
     );
-    assert_eq!(result.tally.sequence_resets, 1);
-    assert_eq!(result.tally.sequence_gaps, 0);
+    assert_eq!(result.summary.sequence_resets, 1);
+    assert_eq!(result.summary.sequence_gaps, 0);
     assert_eq!(memory.emitted.lock().unwrap().len(), 6);
     let state = memory.states.lock().unwrap()["d"].clone();
     assert_eq!(state.last_seq, Some(3));
@@ -361,8 +361,8 @@ async fn a_device_that_restarts_its_counter_keeps_its_new_readings() {
     // Positive control: a redelivery of a post-reboot reading is still one reading.
     let again = raw("d", &reading_at(2, "2026-11-23T09:59:02Z"), "s:99");
     let result = run(&memory, &config, &[again]).await;
-    assert_eq!(result.tally.deduplicated, 1);
-    assert_eq!(result.tally.sequence_resets, 0);
+    assert_eq!(result.summary.deduplicated, 1);
+    assert_eq!(result.summary.sequence_resets, 0);
     assert_eq!(memory.emitted.lock().unwrap().len(), 6);
 }
 
@@ -380,20 +380,20 @@ async fn a_redelivered_message_without_a_seq_is_stored_once() {
     let resent = raw("legacy", &v1(21.5), "shardId-1:160");
     let other = raw("legacy", &v1(22.0), "shardId-1:161");
     let result = run(&memory, &config, std::slice::from_ref(&first)).await;
-    assert_eq!(result.tally.stored, 1);
+    assert_eq!(result.summary.stored, 1);
     let result = run(&memory, &config, &[resent.clone(), other]).await;
     assert_eq!(
-        (result.tally.stored, result.tally.deduplicated),
+        (result.summary.stored, result.summary.deduplicated),
         (1, 1),
         "{:?}",
-        result.tally
+        result.summary
     );
     // In one batch too.
     let fresh = Memory::default();
     let result = run(&fresh, &config, &[first.clone(), resent]).await;
-    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 1));
+    assert_eq!((result.summary.stored, result.summary.deduplicated), (1, 1));
     // And the first record redelivered (a retried batch) is still not its own duplicate.
     let result = run(&memory, &config, &[first]).await;
-    assert_eq!((result.tally.stored, result.tally.deduplicated), (1, 0));
+    assert_eq!((result.summary.stored, result.summary.deduplicated), (1, 0));
     assert_eq!(memory.emitted.lock().unwrap().len(), 2);
 }

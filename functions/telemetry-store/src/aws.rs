@@ -10,8 +10,8 @@ use hub_runtime::{
 };
 
 use crate::{
-    plan::{ArchiveObject, HotRow, LatestReading},
     ports::{StoreError, Stores},
+    process::{ArchiveObject, HotRow, LatestReading},
 };
 
 /// Parallel requests per store call: enough to hide round trips, few enough not to

@@ -8,5 +8,5 @@
 pub mod aws;
 pub mod handler;
 pub mod memory;
-pub mod plan;
 pub mod ports;
+pub mod process;

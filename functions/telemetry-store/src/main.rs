@@ -1,7 +1,7 @@
 //! Wires DynamoDB and S3 to the storage stage and hands it to the Lambda runtime.
 
-use hub_runtime::{config, AwsEnv};
-use lambda_runtime::{service_fn, Error};
+use hub_runtime::{config, stream, AwsEnv};
+use lambda_runtime::Error;
 use telemetry_store::{aws::AwsStores, handler::TelemetryStore};
 
 #[tokio::main]
@@ -20,9 +20,5 @@ async fn main() -> Result<(), Error> {
         retention_days: config::or("RETENTION_DAYS", 30)?,
         partial_batch_response: config::or("PARTIAL_BATCH_RESPONSE", true)?,
     };
-    let function = &function;
-    lambda_runtime::run(service_fn(move |event| async move {
-        function.handle(event).await.map_err(Error::from)
-    }))
-    .await
+    stream::serve(function).await
 }

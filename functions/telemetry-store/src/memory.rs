@@ -8,8 +8,8 @@ use std::{
 use hub_runtime::dead_letter::DeadLetter;
 
 use crate::{
-    plan::{ArchiveObject, HotRow, LatestReading},
     ports::{StoreError, Stores},
+    process::{ArchiveObject, HotRow, LatestReading},
 };
 
 #[derive(Default)]

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use hub_runtime::dead_letter::DeadLetter;
 
-use crate::plan::{ArchiveObject, HotRow, LatestReading};
+use crate::process::{ArchiveObject, HotRow, LatestReading};
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation}: {message}")]

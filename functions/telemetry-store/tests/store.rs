@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hub_events::{DeviceContext, Envelope, NormalizedTelemetry};
 use hub_runtime::stream::StreamRecord;
-use telemetry_store::{handler::store, memory::Memory, plan::sort_key};
+use telemetry_store::{
+    memory::Memory,
+    process::{sort_key, store},
+};
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()

@@ -1,6 +1,10 @@
 //! The Kinesis event source's shapes, reduced to what stream handlers work with.
 
+use std::{collections::HashSet, time::Instant};
+
 use aws_lambda_events::{event::kinesis::KinesisEvent, streams::KinesisEventResponse};
+
+use crate::emf::Metrics;
 
 /// One stream record: where it sits and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,20 +53,121 @@ pub fn failures<'a>(failed: impl IntoIterator<Item = &'a StreamRecord>) -> Kines
     response
 }
 
-/// The answer for a batch that failed on a transient error: every record reported failed
-/// (partial batch response, so the event source retries from the first), or the error
-/// itself where the event source ignores partial responses and retries the whole batch.
-pub fn failed_batch<E: std::fmt::Display>(
-    error: E,
-    records: &[StreamRecord],
-    partial_batch_response: bool,
-) -> Result<KinesisEventResponse, E> {
-    tracing::error!(%error, records = records.len(), "batch failed; it will be retried");
-    if partial_batch_response {
-        Ok(failures(records))
-    } else {
-        Err(error)
+/// What processing one batch came to.
+#[derive(Debug)]
+pub struct Processed<S, E> {
+    pub summary: S,
+    /// Positions of the records that must come again.
+    pub failed: Vec<String>,
+    /// The transient failure behind them, if any.
+    pub error: Option<E>,
+}
+
+impl<S: Default, E> Processed<S, E> {
+    /// A batch that succeeds or fails as a whole.
+    pub fn whole(result: Result<S, E>, records: &[StreamRecord]) -> Self {
+        match result {
+            Ok(summary) => Self {
+                summary,
+                failed: Vec::new(),
+                error: None,
+            },
+            Err(error) => Self {
+                summary: S::default(),
+                failed: records.iter().map(|r| r.position.clone()).collect(),
+                error: Some(error),
+            },
+        }
     }
+}
+
+/// The part of a stream function that differs from the others: what it does with a batch
+/// and what it counts. [`handle`] is the rest.
+pub trait BatchHandler {
+    type Summary: std::fmt::Debug;
+    type Error: std::fmt::Display;
+
+    /// Report failed records as batch item failures (AWS). Off where the event source
+    /// ignores that response (the local emulator): the batch then fails as a whole and is
+    /// redelivered, which every stream function makes harmless.
+    fn partial_batch_response(&self) -> bool;
+
+    #[allow(async_fn_in_trait)] // the Lambda runtime drives one batch at a time: no Send needed
+    async fn process(&self, records: &[StreamRecord]) -> Processed<Self::Summary, Self::Error>;
+
+    /// The batch's metric documents; the first also gets `processing_latency`.
+    fn metrics(
+        &self,
+        processed: &Processed<Self::Summary, Self::Error>,
+        records: usize,
+    ) -> Vec<Metrics>;
+}
+
+/// Hands a stream function to the Lambda runtime: each batch goes through [`handle`].
+pub async fn serve<H>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: BatchHandler,
+    H::Error: std::error::Error + Send + Sync + 'static,
+{
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        // Boxed: the batch future nests deep enough to exceed the compiler's layout
+        // depth inside the runtime's own futures; one allocation a batch is nothing.
+        move |event: lambda_runtime::LambdaEvent<KinesisEvent>| async move {
+            Box::pin(handle(handler, event.payload))
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+/// A Kinesis event in, metrics flushed, the batch logged, and the answer the event source
+/// honours: the failed records named (AWS), or the error itself so the whole batch comes
+/// again (the emulator, which ignores partial responses). Failed records are reported in
+/// stream order, since the event source retries from the first of them.
+pub async fn handle<H: BatchHandler>(
+    handler: &H,
+    event: KinesisEvent,
+) -> Result<KinesisEventResponse, H::Error> {
+    let started = Instant::now();
+    let records = records(event);
+    let processed = handler.process(&records).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut documents = handler.metrics(&processed, records.len());
+    if let Some(first) = documents.first_mut() {
+        first.millis("processing_latency", latency_ms);
+    }
+    for document in &documents {
+        document.flush();
+    }
+    let Processed {
+        summary,
+        failed,
+        error,
+    } = processed;
+    match error {
+        Some(error) => {
+            tracing::error!(%error, records = records.len(), failed = failed.len(), "batch failed; it will be retried");
+            if !handler.partial_batch_response() {
+                return Err(error);
+            }
+        }
+        None => {
+            tracing::info!(
+                ?summary,
+                records = records.len(),
+                latency_ms,
+                "batch processed"
+            )
+        }
+    }
+    let failed: HashSet<&str> = failed.iter().map(String::as_str).collect();
+    Ok(failures(
+        records
+            .iter()
+            .filter(|r| failed.contains(r.position.as_str())),
+    ))
 }
 
 #[cfg(test)]
@@ -89,26 +194,72 @@ mod tests {
         );
     }
 
+    /// A handler that fails the whole batch, or only its second record.
+    struct Failing {
+        partial_batch_response: bool,
+        whole: bool,
+    }
+
+    impl BatchHandler for Failing {
+        type Summary = usize;
+        type Error = &'static str;
+
+        fn partial_batch_response(&self) -> bool {
+            self.partial_batch_response
+        }
+
+        async fn process(&self, records: &[StreamRecord]) -> Processed<usize, &'static str> {
+            if self.whole {
+                return Processed::whole(Err("table unavailable"), records);
+            }
+            Processed {
+                summary: 1,
+                failed: vec![records[1].position.clone()],
+                error: Some("one record's store failed"),
+            }
+        }
+
+        fn metrics(&self, processed: &Processed<usize, &'static str>, _: usize) -> Vec<Metrics> {
+            let mut metrics = Metrics::new("test");
+            metrics.count("failed", processed.failed.len() as u64);
+            vec![metrics]
+        }
+    }
+
     /// AWS honours partial batch responses; the local emulator's Kinesis event source does
     /// not (it would skip the records named failed), so locally a failed batch is an
     /// error and the whole batch comes again. Both forms retry every record.
-    #[test]
-    fn a_failed_batch_is_answered_in_the_form_its_event_source_honours() {
-        let event: KinesisEvent =
+    #[tokio::test]
+    async fn a_failed_batch_is_answered_in_the_form_its_event_source_honours() {
+        let event = || -> KinesisEvent {
             serde_json::from_str(include_str!("../../../tests/fixtures/kinesis-event.json"))
-                .unwrap();
-        let records = records(event);
-        let on_aws = failed_batch("table unavailable", &records, true).unwrap();
-        let named: Vec<_> = on_aws
-            .batch_item_failures
+                .unwrap()
+        };
+        let all: Vec<_> = records(event())
             .iter()
-            .map(|f| f.item_identifier.clone().unwrap())
+            .map(|r| r.sequence_number.clone())
             .collect();
-        let all: Vec<_> = records.iter().map(|r| r.sequence_number.clone()).collect();
-        assert_eq!(named, all);
+        let named = |response: KinesisEventResponse| -> Vec<String> {
+            response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier.unwrap())
+                .collect()
+        };
+        let whole = |partial_batch_response| Failing {
+            partial_batch_response,
+            whole: true,
+        };
+        assert_eq!(named(handle(&whole(true), event()).await.unwrap()), all);
         assert_eq!(
-            failed_batch("table unavailable", &records, false).unwrap_err(),
+            handle(&whole(false), event()).await.unwrap_err(),
             "table unavailable"
         );
+        // Only the failed record is named when the rest were done.
+        let one = Failing {
+            partial_batch_response: true,
+            whole: false,
+        };
+        assert_eq!(named(handle(&one, event()).await.unwrap()), all[1..]);
     }
 }

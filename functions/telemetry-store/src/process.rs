@@ -1,10 +1,13 @@
-//! What a batch of normalized events must write, computed without I/O.
+//! What a batch of normalized events must write, computed without I/O (`plan`), and
+//! the writes in their order (`store`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use hub_events::{Envelope, NormalizedTelemetry};
 use hub_runtime::{dead_letter::DeadLetter, stream::StreamRecord};
+
+use crate::ports::{StoreError, Stores};
 
 /// One hot-store row: a metric's value at a measurement time.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +147,46 @@ pub fn plan(records: &[StreamRecord], retention_days: i64) -> Plan {
         .map(|(key, body, records)| ArchiveObject { key, body, records })
         .collect();
     plan
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub readings: u64,
+    pub rows: u64,
+    pub latest_advanced: u64,
+    pub archive_objects: u64,
+    pub dead_lettered: u64,
+}
+
+/// Writes a batch. Order: archive and dead letters first (nothing is acknowledged before
+/// it is kept), then rows, then latest values. All writes are idempotent.
+pub async fn store<S: Stores>(
+    stores: &S,
+    records: &[StreamRecord],
+    retention_days: i64,
+) -> Result<Summary, StoreError> {
+    let plan = plan(records, retention_days);
+    if !plan.dead_letters.is_empty() {
+        stores.dead_letter(&plan.dead_letters).await?;
+    }
+    if !plan.archive.is_empty() {
+        stores.archive(&plan.archive).await?;
+    }
+    if !plan.rows.is_empty() {
+        stores.put_rows(&plan.rows).await?;
+    }
+    let latest_advanced = if plan.latest.is_empty() {
+        0
+    } else {
+        stores.advance_latest(&plan.latest).await?
+    };
+    Ok(Summary {
+        readings: plan.readings,
+        rows: plan.rows.len() as u64,
+        latest_advanced,
+        archive_objects: plan.archive.len() as u64,
+        dead_lettered: plan.dead_letters.len() as u64,
+    })
 }
 
 #[cfg(test)]
