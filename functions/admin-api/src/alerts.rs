@@ -35,7 +35,7 @@ fn rule_json(rule: &ThresholdRule) -> serde_json::Value {
         "rule_id": rule.id,
         "rule": rule.condition(),
         "metric": rule.metric,
-        "unit": hub_telemetry::metrics::unit_of(&rule.metric),
+        "unit": hub_telemetry::units::unit_of(&rule.metric),
         "severity": rule.severity.as_str(),
     });
     body[scope] = json!(target);

@@ -67,7 +67,7 @@ pub async fn query<H: History>(
     let metric = request
         .query("metric")
         .ok_or_else(|| ApiError::invalid("metric", "metric is required"))?;
-    let metric = hub_telemetry::metrics::canonical_name(metric)
+    let metric = hub_telemetry::units::canonical_name(metric)
         .map_err(|e| ApiError::invalid("metric", e.to_string()))?;
     let start = instant("start", request.query("start"))?;
     let end = instant("end", request.query("end"))?;
@@ -100,7 +100,7 @@ pub async fn query<H: History>(
     let mut body = json!({
         "device_id": device,
         "metric": metric,
-        "unit": hub_telemetry::metrics::unit_of(&metric),
+        "unit": hub_telemetry::units::unit_of(&metric),
         "start": time(start_ms),
         "end": time(end_ms),
         "max_points": max_points,

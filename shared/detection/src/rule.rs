@@ -62,7 +62,7 @@ pub enum RuleError {
     #[error("rule {0:?} is not of the form `<metric> <op> <number>` with op one of > >= < <=")]
     Syntax(String),
     #[error("rule threshold: {0}")]
-    Threshold(#[from] hub_telemetry::metrics::MetricError),
+    Threshold(#[from] hub_telemetry::units::MetricError),
 }
 
 /// The parsed condition of a rule.
@@ -95,7 +95,7 @@ impl Condition {
         if name.is_empty() || !number.is_finite() {
             return Err(syntax());
         }
-        let (metric, threshold) = hub_telemetry::metrics::normalize(name, number)?;
+        let (metric, threshold) = hub_telemetry::units::normalize(name, number)?;
         Ok(Self {
             metric,
             comparison,

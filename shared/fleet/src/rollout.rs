@@ -388,6 +388,13 @@ pub enum RollbackStatus {
 }
 
 impl RollbackStatus {
+    pub const ALL: [Self; 4] = [
+        Self::Sent,
+        Self::RolledBack,
+        Self::Failed,
+        Self::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
@@ -398,14 +405,7 @@ impl RollbackStatus {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Sent,
-            Self::RolledBack,
-            Self::Failed,
-            Self::Unavailable,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 

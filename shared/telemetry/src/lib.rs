@@ -3,9 +3,9 @@
 
 pub mod accounting;
 pub mod hot_store;
-pub mod metrics;
 pub mod payload;
 pub mod skew;
+pub mod units;
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
@@ -82,7 +82,7 @@ pub fn normalize(
     let units = message
         .metrics
         .keys()
-        .map(|name| (name.clone(), metrics::unit_of(name).to_owned()))
+        .map(|name| (name.clone(), units::unit_of(name).to_owned()))
         .collect();
     let data = NormalizedTelemetry {
         device_id: raw.device_id.clone(),

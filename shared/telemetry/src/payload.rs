@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::metrics::{self, MetricError};
+use crate::units::{self, MetricError};
 
 /// The largest payload accepted (AWS IoT Core's own limit is 128 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -168,7 +168,7 @@ pub fn parse(bytes: &[u8]) -> Result<DeviceMessage, RejectReason> {
             Value::Number(n) => n.as_f64().ok_or_else(|| wrong_type(name, "a number"))?,
             _ => return Err(wrong_type(name, "a number")),
         };
-        let (canonical, value) = metrics::normalize(name, value)?;
+        let (canonical, value) = units::normalize(name, value)?;
         if let Some(first) = sources.insert(canonical.clone(), name) {
             return Err(RejectReason::AmbiguousMetric {
                 first: truncate(first),

@@ -1,13 +1,13 @@
 //! Properties of payload validation that hold for every input, not just the examples.
 
 use chrono::{TimeZone, Utc};
-use hub_telemetry::{metrics, payload, SkewPolicy};
+use hub_telemetry::{payload, units, SkewPolicy};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn metric_name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9_]{0,15}".prop_filter("canonical already", |n| {
-        metrics::canonical_name(n).as_deref() == Ok(n.as_str())
+        units::canonical_name(n).as_deref() == Ok(n.as_str())
     })
 }
 
@@ -38,7 +38,7 @@ proptest! {
         extra in proptest::option::of("[a-z]{1,8}"),
     ) {
         let ts = Utc.timestamp_millis_opt(ms).unwrap();
-        let known: Vec<String> = values.keys().filter(|k| !metrics::unit_of(k).is_empty()).cloned().collect();
+        let known: Vec<String> = values.keys().filter(|k| !units::unit_of(k).is_empty()).cloned().collect();
         // Known metrics have ranges; keep this property to metrics without one.
         let values: std::collections::BTreeMap<String, f64> =
             values.into_iter().filter(|(k, _)| !known.contains(k)).collect();

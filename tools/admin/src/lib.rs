@@ -199,7 +199,7 @@ impl AdminClient {
         loop {
             let rollout = self.get(&path).await?.ok()?;
             on_progress(&rollout);
-            if rollout["status"] != "in_progress" {
+            if rollout["status"] != hub_fleet::rollout::RolloutStatus::InProgress.as_str() {
                 return Ok(rollout);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -301,22 +301,13 @@ pub mod files {
 /// and with one rollout, its devices.
 pub mod rollout {
     use anyhow::{bail, Result};
+    use hub_fleet::rollout::{DeviceStatus, RollbackStatus, RolloutStatus};
     use serde_json::Value;
 
     /// Every status a device of a rollout can be in, in the order of its life.
-    pub const DEVICE_STATUSES: [&str; 8] = [
-        "queued",
-        "in_progress",
-        "retry_scheduled",
-        "succeeded",
-        "failed",
-        "timed_out",
-        "rejected",
-        "cancelled",
-    ];
-
-    /// The statuses of a device still waiting for its outcome.
-    pub const WAITING: [&str; 3] = ["queued", "in_progress", "retry_scheduled"];
+    fn device_statuses() -> impl Iterator<Item = &'static str> {
+        DeviceStatus::ALL.into_iter().map(DeviceStatus::as_str)
+    }
 
     /// Devices in `status`, from the rollout's counts (0 if absent).
     pub fn count(rollout: &Value, status: &str) -> u64 {
@@ -325,7 +316,11 @@ pub mod rollout {
 
     /// Devices with an outcome: the group less the devices still waiting.
     pub fn finished(rollout: &Value) -> u64 {
-        let waiting: u64 = WAITING.iter().map(|s| count(rollout, s)).sum();
+        let waiting: u64 = DeviceStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_pending())
+            .map(|s| count(rollout, s.as_str()))
+            .sum();
         rollout["device_count"]
             .as_u64()
             .unwrap_or(0)
@@ -336,10 +331,9 @@ pub mod rollout {
     /// e.g. `50 devices: 48 succeeded, 2 failed; rollbacks: 3 rolled_back`. Tallied from
     /// the devices when the reading has them, otherwise from the counts.
     pub fn device_summary(rollout: &Value) -> String {
-        let tally = |statuses: &[&str], of: &dyn Fn(&str) -> u64| {
+        let tally = |statuses: &mut dyn Iterator<Item = &'static str>, of: &dyn Fn(&str) -> u64| {
             statuses
-                .iter()
-                .map(|s| (*s, of(s)))
+                .map(|s| (s, of(s)))
                 .filter(|(_, n)| *n > 0)
                 .map(|(s, n)| format!("{n} {s}"))
                 .collect::<Vec<_>>()
@@ -352,16 +346,20 @@ pub mod rollout {
                 };
                 (
                     devices.len() as u64,
-                    tally(&DEVICE_STATUSES, &|s| with("status", s)),
-                    tally(&["sent", "rolled_back", "failed", "unavailable"], &|s| {
-                        with("rollback", s)
-                    }),
+                    tally(&mut device_statuses(), &|s| with("status", s)),
+                    tally(
+                        &mut RollbackStatus::ALL.into_iter().map(RollbackStatus::as_str),
+                        &|s| with("rollback", s),
+                    ),
                 )
             }
             None => (
                 rollout["device_count"].as_u64().unwrap_or(0),
-                tally(&DEVICE_STATUSES, &|s| count(rollout, s)),
-                tally(&["rolled_back"], &|s| count(rollout, s)),
+                tally(&mut device_statuses(), &|s| count(rollout, s)),
+                tally(
+                    &mut std::iter::once(RollbackStatus::RolledBack.as_str()),
+                    &|s| count(rollout, s),
+                ),
             ),
         };
         let mut line = format!("{total} devices: {statuses}");
@@ -374,7 +372,7 @@ pub mod rollout {
     /// Ok if the rollout completed; otherwise an error naming its status and reason.
     pub fn completed(rollout: &Value) -> Result<()> {
         let status = rollout["status"].as_str().unwrap_or("unknown");
-        if status == "completed" {
+        if status == RolloutStatus::Completed.as_str() {
             return Ok(());
         }
         let id = rollout["rollout_id"].as_str().unwrap_or_default();

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use clap::{Args, Parser, Subcommand};
 use hub_admin::{files, rollout, AdminClient, Settings};
+use hub_fleet::rollout::DeviceStatus;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -263,11 +264,11 @@ fn rollout_progress(rollout: &Value) -> String {
         "{}/{} done: {} succeeded, {} failed, {} cancelled",
         rollout::finished(rollout),
         rollout["device_count"].as_u64().unwrap_or(0),
-        rollout::count(rollout, "succeeded"),
-        rollout::count(rollout, "failed"),
-        rollout::count(rollout, "cancelled"),
+        rollout::count(rollout, DeviceStatus::Succeeded.as_str()),
+        rollout::count(rollout, DeviceStatus::Failed.as_str()),
+        rollout::count(rollout, DeviceStatus::Cancelled.as_str()),
     );
-    for status in ["timed_out", "rejected"] {
+    for status in [DeviceStatus::TimedOut, DeviceStatus::Rejected].map(DeviceStatus::as_str) {
         let n = rollout::count(rollout, status);
         if n > 0 {
             message.push_str(&format!(", {n} {status}"));

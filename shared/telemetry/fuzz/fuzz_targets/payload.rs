@@ -3,7 +3,7 @@
 #![no_main]
 
 use hub_telemetry::{
-    metrics,
+    units,
     payload::{self, MessageKind, MAX_METRICS, MAX_PAYLOAD_BYTES, MAX_STATUS_LEN},
 };
 use libfuzzer_sys::fuzz_target;
@@ -37,14 +37,14 @@ fuzz_target!(|data: &[u8]| {
         );
         // Canonical: canonicalizing a canonical name changes nothing...
         assert_eq!(
-            metrics::canonical_name(name).as_deref(),
+            units::canonical_name(name).as_deref(),
             Ok(name.as_str()),
             "metric name {name:?} is not a fixed point of canonical_name"
         );
         // ...and a canonical name is already in its canonical unit (no conversion) and
         // within that unit's range, so normalizing it again returns it unchanged.
         assert_eq!(
-            metrics::normalize(name, value),
+            units::normalize(name, value),
             Ok((name.clone(), value)),
             "metric {name} = {value} does not normalize to itself"
         );
