@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    devices::{device_id, MAX_PAGE},
+    devices::{device_id, device_type, MAX_PAGE},
     error::ApiError,
     ports::{AlertFilter, Alerts, Registry},
     request::{decode_token, encode_token, name, ApiRequest, ApiResponse},
@@ -20,9 +20,12 @@ use crate::{
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleBody {
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     device_id: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     device_type: Option<String>,
     rule: String,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     severity: Option<String>,
 }
 
@@ -51,14 +54,11 @@ pub async fn create_rule<B: Registry + Alerts>(
         (Some(id), None) => {
             let id = device_id("device_id", id)?;
             if b.get(&id).await?.is_none() {
-                return Err(ApiError::invalid(
-                    "device_id",
-                    format!("device {id} is not registered"),
-                ));
+                return Err(ApiError::not_found(format!("device {id}")));
             }
             RuleScope::Device(id)
         }
-        (None, Some(t)) => RuleScope::DeviceType(name("device_type", t, 64)?),
+        (None, Some(t)) => RuleScope::DeviceType(device_type(t)?),
         _ => return Err(ApiError::invalid(
             "device_id",
             "give exactly one of device_id (one device) or device_type (every device of a type)",

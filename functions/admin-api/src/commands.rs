@@ -24,9 +24,9 @@ pub const MIN_TTL_SECONDS: i64 = 5;
 #[serde(deny_unknown_fields)]
 struct NewCommand {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     params: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hub_fleet::body::given_integer")]
     ttl_seconds: Option<i64>,
 }
 

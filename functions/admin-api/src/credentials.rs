@@ -31,6 +31,7 @@ struct IssueBody {
 #[serde(deny_unknown_fields)]
 struct RotateBody {
     csr: String,
+    #[serde(default, deserialize_with = "hub_fleet::body::given_integer")]
     grace_seconds: Option<i64>,
 }
 
@@ -38,6 +39,7 @@ struct RotateBody {
 #[serde(deny_unknown_fields)]
 struct ApiKeyBody {
     /// When set, the device's current keys stay valid this long, then expire.
+    #[serde(default, deserialize_with = "hub_fleet::body::given_integer")]
     grace_seconds: Option<i64>,
 }
 

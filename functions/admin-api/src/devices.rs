@@ -22,10 +22,15 @@ pub const MAX_PAGE: usize = 100;
 struct Registration {
     device_id: String,
     device_type: String,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     serial: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     group: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     location: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     tenant: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     firmware_version: Option<String>,
     #[serde(default)]
     simulated: bool,
@@ -34,11 +39,17 @@ struct Registration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Update {
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     device_type: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     serial: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     group: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     location: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     tenant: Option<String>,
+    #[serde(default, deserialize_with = "hub_fleet::body::given")]
     firmware_version: Option<String>,
 }
 

@@ -27,6 +27,7 @@ struct Registration {
     version: String,
     device_type: String,
     sha256: String,
+    #[serde(deserialize_with = "hub_fleet::body::integer")]
     size: u64,
     signature: String,
 }

@@ -62,11 +62,10 @@ impl ApiRequest {
             .ok_or_else(|| ApiError::invalid(name, format!("path parameter {name} is missing")))
     }
 
+    /// A query parameter as given. An empty value (`?limit=`) is a value, which its
+    /// parser refuses, not an absent parameter: the document allows no empty values.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.query.get(name).map(String::as_str)
     }
 
     /// A query parameter parsed as a number in `range`, or `default` when absent.

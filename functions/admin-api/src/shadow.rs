@@ -25,6 +25,7 @@ struct Patch {
     #[serde(default, deserialize_with = "present")]
     desired: Option<Value>,
     /// Apply only if the shadow is at this version (optimistic concurrency).
+    #[serde(default, deserialize_with = "hub_fleet::body::given_integer")]
     expected_version: Option<i64>,
 }
 

@@ -151,6 +151,11 @@ async fn bad_registrations_name_the_field_and_change_nothing() {
             json!({"device_id": "a", "device_type": "t", "serial": "  "}),
             "serial",
         ),
+        // An optional field is absent or has a value; the document allows no null.
+        (
+            json!({"device_id": "a", "device_type": "t", "serial": null}),
+            "serial",
+        ),
         // The local stack's bridge connects as hub-local-bridge, with every topic.
         (
             json!({"device_id": "hub-local-bridge", "device_type": "t"}),
@@ -302,6 +307,9 @@ async fn listing_filters_and_pages() {
         "/v1/devices?limit=abc",
         "/v1/devices?status=gone",
         "/v1/devices?next_token=%%%",
+        // An empty value is a value, not an absent parameter.
+        "/v1/devices?limit=",
+        "/v1/devices?group=",
     ] {
         let response = call(&api, Role::Viewer, "GET", bad, Value::Null).await;
         assert_eq!(response.status, 400, "{bad}: {}", response.body);
@@ -772,8 +780,8 @@ async fn alert_rules_and_the_alert_lifecycle() {
             "device_id",
         ),
         (
-            json!({"device_id": "ghost", "rule": "temperature > 80"}),
-            "device_id",
+            json!({"device_type": "Env", "rule": "temperature > 80"}),
+            "device_type",
         ),
         (
             json!({"device_type": "env", "rule": "temperature > 80", "severity": "loud"}),
@@ -784,6 +792,10 @@ async fn alert_rules_and_the_alert_lifecycle() {
         assert_eq!(response.status, 400, "{body}: {}", response.body);
         assert_eq!(response.body["error"]["field"], json!(field), "{body}");
     }
+    // A rule for a device that does not exist names a missing resource.
+    let ghost = json!({"device_id": "ghost", "rule": "temperature > 80"});
+    let response = call(&api, Role::Operator, "POST", "/v1/alerts", ghost).await;
+    assert_eq!(response.status, 404, "{}", response.body);
     let listed = call(&api, Role::Viewer, "GET", "/v1/rules", Value::Null).await;
     assert_eq!(listed.body["rules"].as_array().unwrap().len(), 1);
     let rule_id = rule.body["rule_id"].as_str().unwrap();
@@ -1228,6 +1240,29 @@ async fn commands_are_recorded_then_published_and_a_failed_publish_reads_undeliv
         assert_error(&reply, 400, Some(field));
     }
     assert_eq!(api.backend.published.lock().unwrap().len(), 1);
+
+    // A whole number is an integer whatever its form; null is not an object.
+    register(&api, "cmd-2").await;
+    let whole = json!({"name": "reboot", "ttl_seconds": 30.0});
+    let sent_whole = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/devices/cmd-2/commands",
+        whole,
+    )
+    .await;
+    assert_eq!(sent_whole.status, 201, "{}", sent_whole.body);
+    let null_params = json!({"name": "reboot", "params": null});
+    let refused = call(
+        &api,
+        Role::Operator,
+        "POST",
+        "/v1/devices/cmd-2/commands",
+        null_params,
+    )
+    .await;
+    assert_error(&refused, 400, Some("params"));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Fleet operations that more than one function handles: device commands, firmware
 //! artifacts and firmware rollouts.
 
+pub mod body;
 pub mod command;
 #[cfg(feature = "dynamodb")]
 pub mod commands_table;

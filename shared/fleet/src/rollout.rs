@@ -29,11 +29,17 @@ pub const INCREMENT_FACTOR: f64 = 5.0;
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRequest {
+    #[serde(default, deserialize_with = "crate::body::given")]
     pub canary_percent: Option<f64>,
+    #[serde(default, deserialize_with = "crate::body::given_integer")]
     pub max_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "crate::body::given")]
     pub abort_failure_percent: Option<f64>,
+    #[serde(default, deserialize_with = "crate::body::given_integer")]
     pub max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "crate::body::given_integer")]
     pub retry_backoff_seconds: Option<u32>,
+    #[serde(default, deserialize_with = "crate::body::given_integer")]
     pub timeout_minutes: Option<u32>,
 }
 
