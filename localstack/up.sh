@@ -27,18 +27,7 @@ hub_local="$CARGO_TARGET_DIR/debug/hub-local"
 
 endpoint="http://127.0.0.1:$HUB_EMULATOR_PORT"
 hub_log "starting the emulator on $endpoint"
-# IOT_MTLS_ENABLED=0: its own MQTT listener binds 0.0.0.0; devices use Mosquitto instead.
-# AWS_ENDPOINT_URL: the functions it runs reach the emulator, not AWS.
-(
-  cd "$stack"
-  exec env GATEWAY_PORT="$HUB_EMULATOR_PORT" BIND_HOST=127.0.0.1 \
-    PERSIST_STATE=1 STATE_DIR="$stack/emulator-state" TMPDIR="$stack/tmp" \
-    IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 AWS_ENDPOINT_URL="$endpoint" \
-    "$HUB_VENV_DIR/emulator/bin/python" -m ministack
-) >"$stack/logs/emulator.log" 2>&1 &
-echo $! > "$pids/emulator.pid"
-hub_wait 60 "emulator" curl -sf "$endpoint/_ministack/health" \
-  || hub_die "emulator did not start; see $stack/logs/emulator.log"
+"$HUB_ROOT/localstack/emulator.sh" start
 curl -sf "$endpoint/_ministack/iot/ca.pem" | cmp -s - "$stack/pki/ca.pem" \
   || hub_die "the emulator is not using the local CA (state seed not loaded)"
 

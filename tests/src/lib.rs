@@ -50,23 +50,8 @@ impl Stack {
             std::env::var("HUB_STACK_DIR")
                 .context("HUB_STACK_DIR is not set: start the stack with localstack/up.sh")?,
         );
-        let env = hub_sim::local::read_env_file(&dir.join("stack.env"))?;
-        for key in [
-            "AWS_ENDPOINT_URL",
-            "AWS_REGION",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ] {
-            let value = env
-                .get(key)
-                .with_context(|| format!("{key} missing from stack.env"))?;
-            // Tests and the demo are single-purpose processes; setting these once, before
-            // any client exists, is how the SDK's own configuration chain is meant to be fed.
-            std::env::set_var(key, value);
-        }
-        let outputs: BTreeMap<String, String> = serde_json::from_slice(
-            &std::fs::read(dir.join("outputs.json")).context("reading outputs.json")?,
-        )?;
+        let env = hub_sim::local::export_aws_settings(&dir)?;
+        let outputs = hub_sim::local::read_outputs(&dir)?;
         Ok(Self {
             mqtt_host: env
                 .get("HUB_MQTT_HOST")
@@ -151,6 +136,31 @@ impl Stack {
         anyhow::ensure!(signal("-STOP")?.success(), "kill -STOP {pid}");
         tokio::time::sleep(frozen).await;
         anyhow::ensure!(signal("-CONT")?.success(), "kill -CONT {pid}");
+        Ok(())
+    }
+
+    /// Restarts the emulator the way an orderly restart goes (`localstack/emulator.sh
+    /// restart`): it saves its state, is gone for as long as it takes to stop and start,
+    /// and comes back on the saved state. Every AWS call meanwhile is refused.
+    pub async fn restart_emulator(&self) -> Result<()> {
+        let endpoint = self
+            .env
+            .get("AWS_ENDPOINT_URL")
+            .context("AWS_ENDPOINT_URL missing from stack.env")?;
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .context("the emulator's endpoint has no port")?;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../localstack/emulator.sh");
+        let status = tokio::process::Command::new(script)
+            .arg("restart")
+            .env("HUB_STACK_DIR", &self.dir)
+            .env("HUB_EMULATOR_PORT", port)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "emulator.sh restart: {status}");
         Ok(())
     }
 

@@ -349,8 +349,8 @@ impl crate::rollout::RolloutPorts for AwsRollouts {
         hub_runtime::kinesis::put_records(&self.kinesis, &self.events_stream, vec![record])
             .await
             .into_iter()
-            .collect::<Result<Vec<()>, String>>()
-            .map_err(port("rollout event"))?;
+            .collect::<Result<Vec<()>, _>>()
+            .map_err(|e| port("rollout event")(e.to_string()))?;
         Ok(())
     }
 }

@@ -191,7 +191,7 @@ impl Outputs for AwsOutputs {
     async fn emit(&self, events: Vec<(String, Vec<u8>)>) -> Result<(), PortError> {
         let results =
             hub_runtime::kinesis::put_records(&self.kinesis, &self.normalized_stream, events).await;
-        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         match failed.first() {
             None => Ok(()),
             Some(first) => Err(PortError::new(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::{primitives::Blob, types::PutRecordsRequestEntry};
+use aws_sdk_kinesis::{error::SdkError, primitives::Blob, types::PutRecordsRequestEntry};
 
 pub const MAX_RECORDS_PER_CALL: usize = 500;
 /// PutRecords refuses requests over 5 MiB, partition keys included.
@@ -29,13 +29,23 @@ fn calls(records: &[(usize, String, Vec<u8>)]) -> Vec<&[(usize, String, Vec<u8>)
     calls
 }
 
+/// Why a record was not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PutError {
+    pub message: String,
+    /// The request never reached Kinesis (no connection, or no answer in time): the
+    /// record may be tried again as it is.
+    pub unreachable: bool,
+}
+
 /// Puts `(partition_key, data)` records on `stream`; one result per record, in order.
 pub async fn put_records(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     records: Vec<(String, Vec<u8>)>,
-) -> Vec<Result<(), String>> {
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; records.len()];
+) -> Vec<Result<(), PutError>> {
+    let mut results: Vec<Option<Result<(), PutError>>> = vec![None; records.len()];
     let mut pending: Vec<(usize, String, Vec<u8>)> = records
         .into_iter()
         .enumerate()
@@ -62,7 +72,13 @@ pub async fn put_records(
                 .await
             {
                 Err(err) => {
-                    let error = aws_sdk_kinesis::error::DisplayErrorContext(&err).to_string();
+                    let error = PutError {
+                        unreachable: matches!(
+                            err,
+                            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+                        ),
+                        message: aws_sdk_kinesis::error::DisplayErrorContext(&err).to_string(),
+                    };
                     for (i, _, _) in chunk {
                         results[*i] = Some(Err(error.clone()));
                     }
@@ -76,7 +92,10 @@ pub async fn put_records(
                             }
                             Some(code) => {
                                 let message = entry.error_message().unwrap_or_default();
-                                results[record.0] = Some(Err(format!("{code}: {message}")));
+                                results[record.0] = Some(Err(PutError {
+                                    message: format!("{code}: {message}"),
+                                    unreachable: false,
+                                }));
                             }
                         }
                     }
@@ -97,7 +116,14 @@ pub async fn put_records(
     }
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("Kinesis returned no result for the record".into())))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(PutError {
+                    message: "Kinesis returned no result for the record".into(),
+                    unreachable: false,
+                })
+            })
+        })
         .collect()
 }
 
@@ -107,7 +133,7 @@ pub async fn put_all(
     stream: &str,
     records: Vec<(String, Vec<u8>)>,
 ) -> Result<(), String> {
-    let failed: Vec<String> = put_records(client, stream, records)
+    let failed: Vec<PutError> = put_records(client, stream, records)
         .await
         .into_iter()
         .filter_map(Result::err)

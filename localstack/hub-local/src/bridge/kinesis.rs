@@ -89,13 +89,42 @@ async fn batcher(client: aws_sdk_kinesis::Client, mut rx: mpsc::Receiver<Record>
     }
 }
 
+/// On AWS the rules engine's Kinesis is always there; locally the emulator may be
+/// restarting. While it cannot be reached, records wait (their MQTT messages stay
+/// unacknowledged, so the broker keeps what comes behind them) rather than fail into the
+/// error action. Past this, they fail like any other record.
+const UNREACHABLE_PATIENCE: Duration = Duration::from_secs(180);
+
 async fn put_records(client: &aws_sdk_kinesis::Client, stream: &str, records: Vec<Record>) {
-    let (entries, done): (Vec<_>, Vec<_>) = records
-        .into_iter()
-        .map(|r| ((r.partition_key, r.data), r.done))
-        .unzip();
-    let results = hub_runtime::kinesis::put_records(client, stream, entries).await;
-    for (done, result) in done.into_iter().zip(results) {
-        let _ = done.send(result);
+    let deadline = tokio::time::Instant::now() + UNREACHABLE_PATIENCE;
+    let mut pause = Duration::from_millis(200);
+    let mut pending = records;
+    loop {
+        let entries = pending
+            .iter()
+            .map(|r| (r.partition_key.clone(), r.data.clone()))
+            .collect();
+        let results = hub_runtime::kinesis::put_records(client, stream, entries).await;
+        let waiting = tokio::time::Instant::now() < deadline;
+        let mut unreachable = Vec::new();
+        for (record, result) in pending.into_iter().zip(results) {
+            match result {
+                Err(err) if err.unreachable && waiting => unreachable.push(record),
+                result => {
+                    let _ = record.done.send(result.map_err(|e| e.message));
+                }
+            }
+        }
+        if unreachable.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            stream,
+            records = unreachable.len(),
+            "Kinesis unreachable; holding the records until it answers"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        pending = unreachable;
     }
 }
