@@ -1,6 +1,9 @@
 //! Wires DynamoDB, IoT and IoT data plane clients to the admin API and hands it to the runtime.
 
-use admin_api::{aws::AwsBackend, aws::Tables, Api, ApiConfig};
+use admin_api::{
+    aws::{data_plane, AwsBackend, Tables},
+    Api, ApiConfig,
+};
 use hub_runtime::{config, AwsEnv};
 use lambda_http::{service_fn, Error, Request};
 
@@ -15,7 +18,7 @@ async fn main() -> Result<(), Error> {
         iot,
         data,
         aws.s3(),
-        tables()?,
+        Tables::from_env()?,
         config::required("DEVICE_POLICY")?,
         config::or("AUDIT_RETENTION_DAYS", 0)?,
     )
@@ -44,52 +47,4 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(api.handle_http(request).await)
     }))
     .await
-}
-
-pub fn tables() -> Result<Tables, config::ConfigError> {
-    Ok(Tables {
-        devices: config::required("DEVICES_TABLE")?,
-        credentials: config::required("CREDENTIALS_TABLE")?,
-        telemetry: config::required("TELEMETRY_TABLE")?,
-        aggregates: config::required("AGGREGATES_TABLE")?,
-        alert_rules: config::required("ALERT_RULES_TABLE")?,
-        alerts: config::required("ALERTS_TABLE")?,
-        audit: config::required("AUDIT_TABLE")?,
-        webhooks: config::required("WEBHOOKS_TABLE")?,
-        commands: config::required("COMMANDS_TABLE")?,
-        firmware: config::required("FIRMWARE_TABLE")?,
-        firmware_bucket: config::required("FIRMWARE_BUCKET")?,
-        rollouts: config::required("ROLLOUTS_TABLE")?,
-        rollout_devices: config::required("ROLLOUT_DEVICES_TABLE")?,
-        jobs_presign_role_arn: config::required("JOBS_PRESIGN_ROLE_ARN")?,
-        iot_arn_prefix: config::required("IOT_ARN_PREFIX")?,
-    })
-}
-
-/// The data plane client. On AWS its endpoint is the account's own (`iot:Data-ATS`),
-/// asked once per cold start; an overridden endpoint (the emulator) serves it directly.
-async fn data_plane(
-    aws: &AwsEnv,
-    iot: &aws_sdk_iot::Client,
-) -> Result<aws_sdk_iotdataplane::Client, Error> {
-    if aws.endpoint_override.is_some() {
-        return Ok(aws_sdk_iotdataplane::Client::new(&aws.sdk));
-    }
-    let endpoint = iot
-        .describe_endpoint()
-        .endpoint_type("iot:Data-ATS")
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "DescribeEndpoint: {}",
-                aws_sdk_iot::error::DisplayErrorContext(e)
-            )
-        })?
-        .endpoint_address
-        .ok_or("DescribeEndpoint returned no address")?;
-    let config = aws_sdk_iotdataplane::config::Builder::from(&aws.sdk)
-        .endpoint_url(format!("https://{endpoint}"))
-        .build();
-    Ok(aws_sdk_iotdataplane::Client::from_conf(config))
 }

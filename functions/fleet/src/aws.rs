@@ -19,6 +19,7 @@ use crate::firmware::{FirmwareChecks, ImageDigest};
 
 use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
 
+#[derive(Clone)]
 pub struct DynamoRegistry {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
@@ -171,6 +172,38 @@ pub struct AwsRollouts {
     pub retry_queue_url: String,
     pub kinesis: aws_sdk_kinesis::Client,
     pub events_stream: String,
+}
+
+impl AwsRollouts {
+    /// The rollouts' tables, jobs, queue and stream as the function's environment names
+    /// them, beside the firmware table and registry the function already holds.
+    pub fn from_env(
+        aws: &hub_runtime::AwsEnv,
+        dynamodb: aws_sdk_dynamodb::Client,
+        firmware: DynamoFirmware,
+        registry: DynamoRegistry,
+    ) -> Result<Self, hub_runtime::config::ConfigError> {
+        use hub_runtime::config::required;
+        Ok(Self {
+            table: hub_fleet::rollouts_table::DynamoRollouts {
+                client: dynamodb,
+                rollouts: required("ROLLOUTS_TABLE")?,
+                devices: required("ROLLOUT_DEVICES_TABLE")?,
+            },
+            jobs: hub_fleet::jobs::FirmwareJobs {
+                iot: aws_sdk_iot::Client::new(&aws.sdk),
+                bucket: required("FIRMWARE_BUCKET")?,
+                presign_role_arn: required("JOBS_PRESIGN_ROLE_ARN")?,
+                arn_prefix: required("IOT_ARN_PREFIX")?,
+            },
+            firmware,
+            registry,
+            sqs: aws_sdk_sqs::Client::new(&aws.sdk),
+            retry_queue_url: required("ROLLOUT_RETRY_QUEUE_URL")?,
+            kinesis: aws_sdk_kinesis::Client::new(&aws.sdk),
+            events_stream: required("EVENTS_STREAM")?,
+        })
+    }
 }
 
 fn port(operation: &'static str) -> impl FnOnce(String) -> PortError {

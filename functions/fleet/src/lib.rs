@@ -205,6 +205,41 @@ struct RuleAnswer {
     result: Option<serde_json::Value>,
 }
 
+/// The fleet function: its ports, and where its trusted events come from.
+pub struct Fleet<S, C, F, R> {
+    pub origins: Origins,
+    pub registry: S,
+    pub commands: C,
+    pub images: F,
+    pub rollouts: R,
+}
+
+impl<S, C, F, R> Fleet<S, C, F, R>
+where
+    S: ConnectivityStore,
+    C: CommandAnswers,
+    F: firmware::FirmwareChecks,
+    R: rollout::RolloutPorts,
+{
+    /// One event in, the answer its invoker reads out (see [`dispatch`]).
+    pub async fn handle(
+        &self,
+        event: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, FleetError> {
+        let outcome = dispatch(
+            &self.origins,
+            &self.registry,
+            &self.commands,
+            &self.images,
+            &self.rollouts,
+            event,
+            now,
+        );
+        outcome.await.map(|outcome| outcome.response())
+    }
+}
+
 /// Handles one event after naming its source ([`source`]): the source decides what
 /// the event is, never its contents.
 pub async fn dispatch<

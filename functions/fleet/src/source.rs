@@ -63,6 +63,16 @@ pub struct Origins {
     pub retry_queue_arn: String,
 }
 
+impl Origins {
+    /// The firmware bucket and retry queue the function's environment names.
+    pub fn from_env() -> Result<Self, hub_runtime::config::ConfigError> {
+        Ok(Self {
+            firmware_bucket: hub_runtime::config::required("FIRMWARE_BUCKET")?,
+            retry_queue_arn: hub_runtime::config::required("ROLLOUT_RETRY_QUEUE_ARN")?,
+        })
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error("{RULE_FIELD} {0:?} names no rule that feeds this function")]

@@ -18,6 +18,7 @@ use hub_fleet::{
     commands_table::DynamoCommands, firmware_table::DynamoFirmware, jobs::FirmwareJobs,
     rollouts_table::DynamoRollouts,
 };
+use hub_runtime::{config, AwsEnv};
 
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
@@ -39,6 +40,29 @@ pub struct Tables {
     pub jobs_presign_role_arn: String,
     /// `arn:{partition}:iot:{region}:{account}`.
     pub iot_arn_prefix: String,
+}
+
+impl Tables {
+    /// The names the function's environment gives.
+    pub fn from_env() -> Result<Self, config::ConfigError> {
+        Ok(Self {
+            devices: config::required("DEVICES_TABLE")?,
+            credentials: config::required("CREDENTIALS_TABLE")?,
+            telemetry: config::required("TELEMETRY_TABLE")?,
+            aggregates: config::required("AGGREGATES_TABLE")?,
+            alert_rules: config::required("ALERT_RULES_TABLE")?,
+            alerts: config::required("ALERTS_TABLE")?,
+            audit: config::required("AUDIT_TABLE")?,
+            webhooks: config::required("WEBHOOKS_TABLE")?,
+            commands: config::required("COMMANDS_TABLE")?,
+            firmware: config::required("FIRMWARE_TABLE")?,
+            firmware_bucket: config::required("FIRMWARE_BUCKET")?,
+            rollouts: config::required("ROLLOUTS_TABLE")?,
+            rollout_devices: config::required("ROLLOUT_DEVICES_TABLE")?,
+            jobs_presign_role_arn: config::required("JOBS_PRESIGN_ROLE_ARN")?,
+            iot_arn_prefix: config::required("IOT_ARN_PREFIX")?,
+        })
+    }
 }
 
 pub struct AwsBackend {
@@ -137,3 +161,31 @@ fn describe<E: std::error::Error>(err: E) -> String {
 }
 
 use hub_runtime::dynamodb::is_condition_failure;
+
+/// The data plane client. On AWS its endpoint is the account's own (`iot:Data-ATS`),
+/// asked once per cold start; an overridden endpoint (the emulator) serves it directly.
+pub async fn data_plane(
+    aws: &AwsEnv,
+    iot: &aws_sdk_iot::Client,
+) -> Result<aws_sdk_iotdataplane::Client, String> {
+    if aws.endpoint_override.is_some() {
+        return Ok(aws_sdk_iotdataplane::Client::new(&aws.sdk));
+    }
+    let endpoint = iot
+        .describe_endpoint()
+        .endpoint_type("iot:Data-ATS")
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "DescribeEndpoint: {}",
+                aws_sdk_iot::error::DisplayErrorContext(e)
+            )
+        })?
+        .endpoint_address
+        .ok_or("DescribeEndpoint returned no address")?;
+    let config = aws_sdk_iotdataplane::config::Builder::from(&aws.sdk)
+        .endpoint_url(format!("https://{endpoint}"))
+        .build();
+    Ok(aws_sdk_iotdataplane::Client::from_conf(config))
+}
