@@ -28,7 +28,7 @@ pub mod webhooks;
 use chrono::{DateTime, Utc};
 use error::ApiError;
 pub use ports::{Alerts, Commands, Credentials, DeviceData, History, Registry, Things};
-use ports::{AuditEntry, AuditLog, FirmwareStore, RolloutStore, WebhookStore};
+use ports::{AuditEntry, AuditLog, FirmwareStore, RolloutEvents, RolloutStore, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
@@ -44,6 +44,7 @@ pub trait Backend:
     + Commands
     + FirmwareStore
     + RolloutStore
+    + RolloutEvents
     + AuditLog
     + Sync
 {
@@ -59,6 +60,7 @@ impl<
             + Commands
             + FirmwareStore
             + RolloutStore
+            + RolloutEvents
             + AuditLog
             + Sync,
     > Backend for T

@@ -56,6 +56,8 @@ pub struct MemoryBackend {
     pub cancelled_jobs: Mutex<Vec<String>>,
     /// Devices whose job execution is in progress.
     pub installing: Mutex<Vec<String>>,
+    /// Rollout events announced, in order.
+    pub rollout_events: Mutex<Vec<hub_events::Envelope<hub_events::RolloutEvent>>>,
 }
 
 fn iot_check(b: &MemoryBackend) -> Result<(), PortError> {
@@ -682,6 +684,16 @@ impl FirmwareStore for MemoryBackend {
             ]
             .into(),
         })
+    }
+}
+
+impl RolloutEvents for MemoryBackend {
+    async fn announce(
+        &self,
+        event: &hub_events::Envelope<hub_events::RolloutEvent>,
+    ) -> Result<(), PortError> {
+        self.rollout_events.lock().unwrap().push(event.clone());
+        Ok(())
     }
 }
 

@@ -512,6 +512,15 @@ pub struct PresignedUpload {
 
 pub use hub_fleet::rollout::{Counts, DeviceRow, Rollout, RolloutStatus};
 
+/// Where the API announces the rollout steps it takes (`started`, `cancelled`); the
+/// fleet function announces the rest.
+pub trait RolloutEvents {
+    fn announce(
+        &self,
+        event: &hub_events::Envelope<hub_events::RolloutEvent>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
 /// Rollouts: their rows, and their jobs in IoT Jobs.
 pub trait RolloutStore {
     /// Stores a new rollout with a row per device; false if the id is taken.

@@ -5,6 +5,7 @@
 //! from the job events (see `hub_fleet::rollout`).
 
 use chrono::{DateTime, Utc};
+use hub_events::{Envelope, RolloutCounts, RolloutEvent, RolloutEventKind};
 use hub_fleet::{
     firmware::ArtifactStatus,
     rollout::{
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 use crate::{
     error::ApiError,
     firmware::version,
-    ports::{DeviceFilter, DeviceStatus, FirmwareStore, Registry, RolloutStore},
+    ports::{DeviceFilter, DeviceStatus, FirmwareStore, Registry, RolloutEvents, RolloutStore},
     request::{name, ApiRequest, ApiResponse},
 };
 
@@ -54,7 +55,7 @@ fn rollout_id(request: &ApiRequest) -> Result<String, ApiError> {
     }
 }
 
-pub async fn create<B: Registry + FirmwareStore + RolloutStore>(
+pub async fn create<B: Registry + FirmwareStore + RolloutStore + RolloutEvents>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -171,6 +172,15 @@ pub async fn create<B: Registry + FirmwareStore + RolloutStore>(
         .await?;
         return Err(err.into());
     }
+    let started = RolloutCounts {
+        queued: u64::from(rollout.device_count),
+        ..RolloutCounts::default()
+    };
+    let canary = format!(
+        "canary of {} of {} devices",
+        rollout.canary_size, rollout.device_count
+    );
+    announce(b, &rollout, RolloutEventKind::Started, started, canary, now).await;
     Ok(ApiResponse::created(view(
         &rollout,
         &Counts::of_rows(&rows),
@@ -247,7 +257,7 @@ pub async fn get<B: RolloutStore>(b: &B, request: &ApiRequest) -> Result<ApiResp
     Ok(ApiResponse::ok(shown))
 }
 
-pub async fn cancel<B: RolloutStore>(
+pub async fn cancel<B: RolloutStore + RolloutEvents>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -279,5 +289,35 @@ pub async fn cancel<B: RolloutStore>(
         .rollout(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("rollout {id}")))?;
+    let kind = RolloutEventKind::Cancelled;
+    announce(b, &rollout, kind, counts.to_event(), reason, now).await;
     Ok(ApiResponse::ok(view(&rollout, &counts)))
+}
+
+/// A step the API took, on the event stream. The step is made already, so a failure
+/// here is logged, not the request's.
+async fn announce<B: RolloutEvents>(
+    b: &B,
+    rollout: &Rollout,
+    kind: RolloutEventKind,
+    counts: RolloutCounts,
+    reason: String,
+    at: DateTime<Utc>,
+) {
+    let event = Envelope::new(
+        "admin-api",
+        rollout.rollout_id.clone(),
+        at,
+        RolloutEvent {
+            kind,
+            rollout_id: rollout.rollout_id.clone(),
+            firmware_version: rollout.firmware_version.clone(),
+            target: rollout.target.clone(),
+            counts,
+            reason: Some(reason),
+        },
+    );
+    if let Err(err) = b.announce(&event).await {
+        tracing::error!(rollout_id = rollout.rollout_id, error = %err, "rollout event not written");
+    }
 }

@@ -9,7 +9,7 @@ use admin_api::{
     routes, sweeper, Api, ApiConfig, ApiRequest, ApiResponse,
 };
 use chrono::{Duration, Utc};
-use hub_events::AlertState;
+use hub_events::{AlertState, RolloutEventKind};
 use serde_json::{json, Value};
 
 fn api() -> Api<MemoryBackend> {
@@ -1516,6 +1516,22 @@ async fn rollouts_start_only_with_ready_firmware_for_every_device_of_the_group()
         &call(&api, Role::Admin, "POST", &cancel, Value::Null).await,
         409,
         None,
+    );
+    // The steps the API took are announced, once each: refused requests announce nothing.
+    let announced: Vec<(RolloutEventKind, String, u64)> = api
+        .backend
+        .rollout_events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e.data.kind, e.data.rollout_id.clone(), e.data.counts.queued))
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            (RolloutEventKind::Started, id.clone(), 4),
+            (RolloutEventKind::Cancelled, id.clone(), 4)
+        ]
     );
     let listed = call(&api, Role::Viewer, "GET", "/v1/ota/rollouts", Value::Null).await;
     assert_eq!(listed.body["rollouts"][0]["rollout_id"], json!(id));

@@ -1,46 +1,21 @@
 //! Rollouts: their tables, and their jobs in IoT Jobs.
 
 use chrono::{DateTime, Utc};
-use hub_events::{Envelope, RolloutCounts, RolloutEvent, RolloutEventKind};
+use hub_events::{Envelope, RolloutEvent};
 use hub_fleet::jobs::document;
 
 use super::AwsBackend;
 use crate::ports::*;
 
-impl AwsBackend {
-    /// A rollout event on the event stream (`started`, `cancelled`: the steps the API
-    /// takes; the fleet function reports the rest). The job's change is made already, so
-    /// a failure here is logged, not the request's.
-    async fn announce(
-        &self,
-        rollout: &Rollout,
-        kind: RolloutEventKind,
-        counts: RolloutCounts,
-        reason: String,
-        at: DateTime<Utc>,
-    ) {
+impl RolloutEvents for AwsBackend {
+    async fn announce(&self, event: &Envelope<RolloutEvent>) -> Result<(), PortError> {
         let Some((kinesis, stream)) = &self.events else {
-            return;
+            return Ok(());
         };
-        let event = Envelope::new(
-            "admin-api",
-            rollout.rollout_id.clone(),
-            at,
-            RolloutEvent {
-                kind,
-                rollout_id: rollout.rollout_id.clone(),
-                firmware_version: rollout.firmware_version.clone(),
-                target: rollout.target.clone(),
-                counts,
-                reason: Some(reason),
-            },
-        );
-        let record = vec![(rollout.rollout_id.clone(), event.to_vec())];
-        for result in hub_runtime::kinesis::put_records(kinesis, stream, record).await {
-            if let Err(err) = result {
-                tracing::error!(rollout_id = rollout.rollout_id, error = %err, "rollout event not written");
-            }
-        }
+        let record = vec![(event.data.rollout_id.clone(), event.to_vec())];
+        hub_runtime::kinesis::put_all(kinesis, stream, record)
+            .await
+            .map_err(|e| PortError::new("rollout event", e))
     }
 }
 
@@ -116,22 +91,6 @@ impl RolloutStore for AwsBackend {
             )
             .await
             .map_err(|e| PortError::new("CreateJob", e))?;
-        let counts = RolloutCounts {
-            queued: u64::from(rollout.device_count),
-            ..RolloutCounts::default()
-        };
-        let reason = format!(
-            "canary of {} of {} devices",
-            rollout.canary_size, rollout.device_count
-        );
-        self.announce(
-            rollout,
-            RolloutEventKind::Started,
-            counts,
-            reason,
-            rollout.created_at,
-        )
-        .await;
         Ok(())
     }
 
@@ -140,18 +99,6 @@ impl RolloutStore for AwsBackend {
             .cancel(&rollout.job_id, comment)
             .await
             .map_err(|e| PortError::new("CancelJob", e))?;
-        let counts = match self.rollouts.get(&rollout.rollout_id).await {
-            Ok(Some((_, counts))) => counts.to_event(),
-            _ => RolloutCounts::default(),
-        };
-        self.announce(
-            rollout,
-            RolloutEventKind::Cancelled,
-            counts,
-            comment.to_owned(),
-            Utc::now(),
-        )
-        .await;
         Ok(())
     }
 
