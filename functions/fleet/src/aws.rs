@@ -15,7 +15,7 @@ use hub_fleet::{
     firmware_table::DynamoFirmware,
 };
 
-use crate::firmware::{FirmwareChecks, ImageDigest};
+use crate::{firmware::ImageDigest, FirmwareChecks};
 
 use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
 
@@ -210,7 +210,7 @@ fn port(operation: &'static str) -> impl FnOnce(String) -> PortError {
     move |e| PortError::new(operation, e)
 }
 
-impl crate::rollout::RolloutPorts for AwsRollouts {
+impl crate::RolloutPorts for AwsRollouts {
     async fn rollout(
         &self,
         id: &str,

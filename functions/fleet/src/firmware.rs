@@ -2,10 +2,10 @@
 //! object created under `firmware/`; the image is read, its size and SHA-256 compared with
 //! the registration, and the artifact becomes `ready` or `rejected` with the reason.
 
-use std::future::Future;
+use crate::FirmwareChecks;
 
 use chrono::{DateTime, Utc};
-use hub_fleet::firmware::{check_upload, version_of_key, Artifact};
+use hub_fleet::firmware::{check_upload, version_of_key};
 use hub_runtime::PortError;
 use serde_json::Value;
 
@@ -14,29 +14,6 @@ use serde_json::Value;
 pub struct ImageDigest {
     pub size: u64,
     pub sha256: String,
-}
-
-pub trait FirmwareChecks {
-    fn artifact(
-        &self,
-        version: &str,
-    ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
-    /// Reads the image; `version` is the object version the notification names (the
-    /// bucket is versioned), so the check is of the upload that was notified, not of
-    /// whatever the key holds by the time it is read.
-    fn digest(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
-    ) -> impl Future<Output = Result<ImageDigest, PortError>> + Send;
-    /// Records the check if the artifact is still pending; false if it was not.
-    fn set_checked(
-        &self,
-        version: &str,
-        outcome: Result<(), String>,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

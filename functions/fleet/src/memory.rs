@@ -10,8 +10,8 @@ use hub_fleet::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStat
 use hub_fleet::firmware::{Artifact, ArtifactStatus};
 
 use crate::{
-    firmware::{FirmwareChecks, ImageDigest},
-    Applied, CommandAnswers, ConnectivityStore, Origins, PresenceChange,
+    firmware::ImageDigest, Applied, CommandAnswers, ConnectivityStore, FirmwareChecks, Origins,
+    PresenceChange,
 };
 
 /// What the command-answer rule (template.yaml, CommandAckRule) makes of a device's
@@ -191,7 +191,7 @@ impl MemoryRollouts {
     }
 }
 
-impl crate::rollout::RolloutPorts for MemoryRollouts {
+impl crate::RolloutPorts for MemoryRollouts {
     async fn rollout(
         &self,
         id: &str,

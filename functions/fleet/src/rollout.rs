@@ -6,9 +6,9 @@
 //! decides (conditionally, re-reading on a lost race) and carries out the effects: retry
 //! jobs, registry versions, rollback jobs, rollout events and the progress metric.
 
-use std::future::Future;
+use crate::RolloutPorts;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use hub_events::{Envelope, RolloutEvent, RolloutEventKind};
 use hub_fleet::{
     firmware::{Artifact, ArtifactStatus},
@@ -38,82 +38,6 @@ pub struct RetryDue {
     pub rollout_id: String,
     pub device_id: String,
     pub attempt: u32,
-}
-
-/// What the rollout handlers need from outside.
-pub trait RolloutPorts {
-    fn rollout(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<(Rollout, Counts)>, PortError>> + Send;
-    fn device(
-        &self,
-        rollout_id: &str,
-        device_id: &str,
-    ) -> impl Future<Output = Result<Option<DeviceRow>, PortError>> + Send;
-    fn devices(
-        &self,
-        rollout_id: &str,
-    ) -> impl Future<Output = Result<Vec<DeviceRow>, PortError>> + Send;
-    /// Replaces `old` by `new` if the row is still at `old`'s revision.
-    fn save_device(
-        &self,
-        rollout_id: &str,
-        old: &DeviceRow,
-        new: &DeviceRow,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    fn set_status(
-        &self,
-        rollout_id: &str,
-        from: RolloutStatus,
-        to: RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    fn set_job_done(
-        &self,
-        rollout_id: &str,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Cancels a job's waiting executions (done already is fine).
-    fn cancel_job(
-        &self,
-        job_id: &str,
-        comment: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// The reason code a job was cancelled with.
-    fn cancel_reason(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
-    fn artifact(
-        &self,
-        version: &str,
-    ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
-    /// A job of `artifact` to `things`; false if the job id exists already.
-    fn create_job(
-        &self,
-        job_id: &str,
-        things: &[String],
-        rollout: &Rollout,
-        artifact: &Artifact,
-        rollback: bool,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    /// The registry row's firmware version.
-    fn record_version(
-        &self,
-        device_id: &str,
-        version: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
-    fn schedule_retry(
-        &self,
-        retry: &RetryDue,
-        delay: Duration,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
-    fn publish(
-        &self,
-        event: &Envelope<RolloutEvent>,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// A job-execution event as IoT Core publishes it (`SELECT *`).
