@@ -1,28 +1,22 @@
 //! The pipeline's accounting as its functions report it: the CloudWatch EMF documents in
 //! their log groups, summed. On AWS, CloudWatch turns the same documents into metrics.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_kinesis::types::ShardIteratorType;
+use hub_telemetry::accounting::Tally;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Stack;
 
-/// Totals over every batch a function has completed.
+/// Totals over every batch the normalizer and the storage stage have completed: the
+/// normalizer's [`Tally`] (its fields read through `Deref`), and the storage stage's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    pub received: u64,
-    pub stored: u64,
-    pub deduplicated: u64,
-    pub dead_lettered: BTreeMap<String, u64>,
-    pub dropped: BTreeMap<String, u64>,
-    pub clock_skew_corrected: u64,
-    pub sequence_gaps: u64,
+    #[serde(flatten)]
+    pub normalizer: Tally,
     /// Batches that failed and were retried.
     pub failed_batches: u64,
     /// The storage stage: readings written and records it could not decode.
@@ -31,37 +25,19 @@ pub struct Counts {
     pub store_dead_lettered: u64,
 }
 
+impl std::ops::Deref for Counts {
+    type Target = Tally;
+
+    fn deref(&self) -> &Tally {
+        &self.normalizer
+    }
+}
+
 impl Counts {
-    pub fn dead_lettered_total(&self) -> u64 {
-        self.dead_lettered.values().sum()
-    }
-
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.values().sum()
-    }
-
-    /// `received = stored + deduplicated + dead-lettered + dropped`
-    pub fn balances(&self) -> bool {
-        self.received
-            == self.stored + self.deduplicated + self.dead_lettered_total() + self.dropped_total()
-    }
-
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &Counts) -> Counts {
-        let diff = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
-            a.iter()
-                .map(|(k, v)| (k.clone(), v - b.get(k).copied().unwrap_or(0)))
-                .filter(|(_, v)| *v > 0)
-                .collect()
-        };
         Counts {
-            received: self.received - earlier.received,
-            stored: self.stored - earlier.stored,
-            deduplicated: self.deduplicated - earlier.deduplicated,
-            dead_lettered: diff(&self.dead_lettered, &earlier.dead_lettered),
-            dropped: diff(&self.dropped, &earlier.dropped),
-            clock_skew_corrected: self.clock_skew_corrected - earlier.clock_skew_corrected,
-            sequence_gaps: self.sequence_gaps - earlier.sequence_gaps,
+            normalizer: self.normalizer.since(&earlier.normalizer),
             failed_batches: self.failed_batches - earlier.failed_batches,
             readings_stored: self.readings_stored - earlier.readings_stored,
             rows_written: self.rows_written - earlier.rows_written,
@@ -77,20 +53,22 @@ impl Counts {
         ) {
             (Some("normalizer"), Some(reason)) => {
                 for (metric, into) in [
-                    ("dead_letters_total", &mut self.dead_lettered),
-                    ("telemetry_dropped_total", &mut self.dropped),
+                    ("dead_letters_total", &mut self.normalizer.dead_lettered),
+                    ("telemetry_dropped_total", &mut self.normalizer.dropped),
                 ] {
                     if doc.get(metric).is_some() {
-                        *into.entry(reason.to_owned()).or_default() += n(metric);
+                        *into.entry(reason.to_owned().into()).or_default() += n(metric);
                     }
                 }
             }
             (Some("normalizer"), None) => {
-                self.received += n("telemetry_ingest_rate");
-                self.stored += n("telemetry_stored_total");
-                self.deduplicated += n("telemetry_deduplicated_total");
-                self.clock_skew_corrected += n("telemetry_clock_skew_corrected_total");
-                self.sequence_gaps += n("telemetry_sequence_gaps_total");
+                let tally = &mut self.normalizer;
+                tally.received += n("telemetry_ingest_rate");
+                tally.stored += n("telemetry_stored_total");
+                tally.deduplicated += n("telemetry_deduplicated_total");
+                tally.clock_skew_corrected += n("telemetry_clock_skew_corrected_total");
+                tally.sequence_gaps += n("telemetry_sequence_gaps_total");
+                tally.sequence_resets += n("telemetry_sequence_resets_total");
                 self.failed_batches += u64::from(n("telemetry_batch_failed_records") > 0);
             }
             (Some("telemetry-store"), None) => {

@@ -68,7 +68,7 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
     assert_eq!(counts.dead_lettered_total(), expected.dead_lettered);
     assert_eq!(
         counts.dropped,
-        BTreeMap::from([("heartbeat".to_owned(), expected.heartbeats)])
+        BTreeMap::from([("heartbeat".into(), expected.heartbeats)])
     );
     assert_eq!(counts.clock_skew_corrected, expected.clock_skewed);
     assert_eq!(counts.readings_stored, expected.stored);
@@ -115,10 +115,10 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
             "{letter}"
         );
     }
-    let mut by_reason = BTreeMap::<String, u64>::new();
+    let mut by_reason = BTreeMap::<std::borrow::Cow<str>, u64>::new();
     for letter in &letters {
         *by_reason
-            .entry(letter["reason"].as_str().unwrap().to_owned())
+            .entry(letter["reason"].as_str().unwrap().to_owned().into())
             .or_default() += 1;
     }
     println!("dead letters by reason: {by_reason:?}");

@@ -72,14 +72,14 @@ fn metrics(tally: &Tally, records: usize, failed: usize) -> Vec<Metrics> {
     for (reason, n) in &tally.dead_lettered {
         let mut by_reason = Metrics::new(FUNCTION);
         by_reason
-            .dimension("Reason", reason)
+            .dimension("Reason", reason.as_ref())
             .count("dead_letters_total", *n);
         all.push(by_reason);
     }
     for (reason, n) in &tally.dropped {
         let mut by_reason = Metrics::new(FUNCTION);
         by_reason
-            .dimension("Reason", reason)
+            .dimension("Reason", reason.as_ref())
             .count("telemetry_dropped_total", *n);
         all.push(by_reason);
     }
