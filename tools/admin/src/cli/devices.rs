@@ -127,19 +127,8 @@ impl Command {
                 let device = client.post("/v1/devices", &body).await?.ok()?;
                 let dir = out.unwrap_or_else(|| PathBuf::from("devices").join(&device_id));
                 let (key_pem, csr) = hub_mqtt::key_and_csr(&device_id)?;
-                let cert = client
-                    .post(
-                        &format!("/v1/devices/{device_id}/certificates"),
-                        &json!({ "csr": csr }),
-                    )
-                    .await?
-                    .ok()?;
-                files::write_credentials(
-                    &dir,
-                    &key_pem,
-                    cert["certificate_pem"].as_str().unwrap_or_default(),
-                    cert["certificate_id"].as_str().unwrap_or_default(),
-                )?;
+                let path = format!("/v1/devices/{device_id}/certificates");
+                let cert = certify(client, &path, &json!({ "csr": csr }), &dir, &key_pem).await?;
                 let mut summary = json!({
                     "device": device,
                     "certificate_id": cert["certificate_id"],
@@ -211,19 +200,8 @@ impl Command {
                 if let Some(grace) = grace_seconds {
                     body["grace_seconds"] = json!(grace);
                 }
-                let cert = client
-                    .post(
-                        &format!("/v1/devices/{device_id}/certificates/rotate"),
-                        &body,
-                    )
-                    .await?
-                    .ok()?;
-                files::write_credentials(
-                    &dir,
-                    &key_pem,
-                    cert["certificate_pem"].as_str().unwrap_or_default(),
-                    cert["certificate_id"].as_str().unwrap_or_default(),
-                )?;
+                let path = format!("/v1/devices/{device_id}/certificates/rotate");
+                let cert = certify(client, &path, &body, &dir, &key_pem).await?;
                 print(&json!({
                     "certificate_id": cert["certificate_id"],
                     "retiring": cert["retiring"],
@@ -336,6 +314,24 @@ impl Command {
         }
         Ok(())
     }
+}
+
+/// Sends a CSR to `path` and writes the key beside the certificate it is answered with.
+async fn certify(
+    client: &AdminClient,
+    path: &str,
+    body: &Value,
+    dir: &std::path::Path,
+    key_pem: &str,
+) -> Result<Value> {
+    let cert = client.post(path, body).await?.ok()?;
+    files::write_credentials(
+        dir,
+        key_pem,
+        cert["certificate_pem"].as_str().unwrap_or_default(),
+        cert["certificate_id"].as_str().unwrap_or_default(),
+    )?;
+    Ok(cert)
 }
 
 /// `90m`, `6h`, `7d`, `30s`.
