@@ -9,6 +9,8 @@
 
 pub mod aws;
 pub mod handler;
-pub mod ingest;
+pub mod ports;
+pub mod process;
 
-pub use ingest::{Ingest, IngestRequest, KeyStore, RawSink, Reply};
+pub use ports::{KeyStore, RawSink};
+pub use process::{Ingest, IngestRequest, Reply};

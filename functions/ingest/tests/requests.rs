@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use hub_credentials::{ApiKey, StoredKey};
 use hub_events::{Envelope, IngestChannel, RawTelemetry};
-use ingest::{ingest::MAX_BODY_BYTES, Ingest, IngestRequest, KeyStore, RawSink, Reply};
+use ingest::{process::MAX_BODY_BYTES, Ingest, IngestRequest, KeyStore, RawSink, Reply};
 use serde_json::json;
 
 #[derive(Default)]

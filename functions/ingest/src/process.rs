@@ -1,10 +1,12 @@
-use std::future::Future;
+//! Checking a request and putting its messages on the raw stream, over the ports.
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use chrono::{DateTime, Utc};
-use hub_credentials::{KeyError, PresentedKey, StoredKey};
+use hub_credentials::{KeyError, PresentedKey};
 use hub_events::{Envelope, IngestChannel, RawTelemetry};
 use serde_json::{json, value::RawValue, Value};
+
+use crate::ports::{KeyStore, RawSink};
 
 /// Largest request body; API Gateway allows 10 MB, but a device batch never needs more.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -14,25 +16,6 @@ pub const MAX_MESSAGES: usize = 500;
 pub const ROUTE_PATH: &str = "/v1/telemetry";
 /// The raw event's source, as the IoT rule's is `iot-core/telemetry-rule`.
 pub const SOURCE: &str = "http-ingest";
-
-/// Where stored API keys are looked up.
-pub trait KeyStore {
-    fn get(
-        &self,
-        device_id: &str,
-        key_id: &str,
-    ) -> impl Future<Output = Result<Option<StoredKey>, String>> + Send;
-}
-
-/// The raw stream. Records are put with the device id as partition key; an error means
-/// some may not have been written, and the client should retry the request.
-pub trait RawSink {
-    fn put(
-        &self,
-        device_id: &str,
-        records: Vec<Vec<u8>>,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-}
 
 /// One HTTP request, reduced to what ingest looks at.
 #[derive(Debug, Clone)]
