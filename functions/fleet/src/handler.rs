@@ -81,7 +81,9 @@ where
         event: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<serde_json::Value, FleetError> {
-        let outcome = dispatch(
+        // Boxed: the dispatch future nests deep enough to exceed the compiler's layout
+        // depth inside the runtime's own futures; one allocation an event is nothing.
+        let outcome = Box::pin(dispatch(
             &self.origins,
             &self.registry,
             &self.commands,
@@ -89,7 +91,7 @@ where
             &self.rollouts,
             event,
             now,
-        );
+        ));
         outcome.await.map(|outcome| outcome.response())
     }
 }
