@@ -133,9 +133,11 @@ impl ApiRequest {
     }
 }
 
-/// Checks a free-text field: trimmed, non-empty, at most `max` characters, no control
-/// characters.
+/// Checks a free-text field: at most `max` characters, no control characters, and not
+/// empty once trimmed (the trimmed value is what is kept).
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    // The length is of the value as sent, as the document states it; the trim is after.
+    let too_long = value.chars().count() > max;
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::invalid(
@@ -143,7 +145,7 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
             format!("{field} must not be empty"),
         ));
     }
-    if value.chars().count() > max {
+    if too_long {
         return Err(ApiError::invalid(
             field,
             format!("{field} must be at most {max} characters"),

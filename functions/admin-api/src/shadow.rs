@@ -80,7 +80,7 @@ fn check_desired(desired: &Value) -> Result<(), ApiError> {
         .as_object()
         .into_iter()
         .flat_map(|m| m.keys())
-        .find(|k| k.is_empty() || k.len() > 128 || k.starts_with('$'))
+        .find(|k| k.is_empty() || k.chars().count() > 128 || k.starts_with('$'))
     {
         return Err(ApiError::invalid(
             format!("desired.{key}"),
