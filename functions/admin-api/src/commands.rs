@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::{
     devices::{in_service, MAX_PAGE},
     error::ApiError,
-    ports::{Commands, DeviceData, Registry},
+    ports::{CommandsTable, DeviceData, FleetTables, Registry},
     request::{decode_token, encode_token, name, ApiRequest, ApiResponse},
 };
 
@@ -37,7 +37,7 @@ fn view(command: &Command, now: DateTime<Utc>) -> Value {
     shown
 }
 
-pub async fn send<B: Registry + Commands + DeviceData>(
+pub async fn send<B: Registry + FleetTables + DeviceData>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -73,12 +73,13 @@ pub async fn send<B: Registry + Commands + DeviceData>(
         &request.principal.subject,
     );
     // Recorded first, so an answer that comes back at once finds its command.
-    if !b.put_command(&command).await? {
+    if !b.commands_table().put(&command).await? {
         return Err(ApiError::conflict("command id collision; send it again"));
     }
     let payload = serde_json::to_vec(&command.message()).expect("messages serialize");
     if let Err(err) = b.publish(&command_topic(&device.device_id), payload).await {
-        b.set_undelivered(&device.device_id, &command.command_id, &err.to_string())
+        b.commands_table()
+            .set_undelivered(&device.device_id, &command.command_id, &err.to_string())
             .await?;
         tracing::error!(command_id = command.command_id, error = %err, "command not delivered");
         return Err(ApiError::new(
@@ -93,7 +94,7 @@ pub async fn send<B: Registry + Commands + DeviceData>(
     Ok(ApiResponse::created(view(&command, now)))
 }
 
-pub async fn list<B: Registry + Commands>(
+pub async fn list<B: Registry + FleetTables>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -101,17 +102,18 @@ pub async fn list<B: Registry + Commands>(
     let limit = request.query_number("limit", 50, 1..=MAX_PAGE)?;
     let after = decode_token(request.query("next_token"))?;
     let device = in_service(b, request).await?;
-    let page = b
-        .commands(&device.device_id, limit, after.as_deref())
+    let (commands, next) = b
+        .commands_table()
+        .list(&device.device_id, limit, after.as_deref())
         .await?;
-    let shown: Vec<Value> = page.items.iter().map(|c| view(c, now)).collect();
+    let shown: Vec<Value> = commands.iter().map(|c| view(c, now)).collect();
     Ok(ApiResponse::ok(json!({
         "commands": shown,
-        "next_token": page.next.as_deref().map(encode_token),
+        "next_token": next.as_deref().map(encode_token),
     })))
 }
 
-pub async fn get<B: Registry + Commands>(
+pub async fn get<B: Registry + FleetTables>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -119,7 +121,8 @@ pub async fn get<B: Registry + Commands>(
     let command_id = name("commandId", request.param("commandId")?, MAX_ID)?;
     let device = in_service(b, request).await?;
     let command = b
-        .command(&device.device_id, &command_id)
+        .commands_table()
+        .get(&device.device_id, &command_id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(

@@ -85,6 +85,12 @@ impl ApiError {
     }
 }
 
+impl From<hub_fleet::TableError> for ApiError {
+    fn from(err: hub_fleet::TableError) -> Self {
+        PortError::from(err).into()
+    }
+}
+
 impl From<PortError> for ApiError {
     fn from(err: PortError) -> Self {
         tracing::error!(operation = err.operation, error = %err.message, "store call failed");

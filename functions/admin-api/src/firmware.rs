@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::{
     devices::device_type,
     error::ApiError,
-    ports::FirmwareStore,
+    ports::{FirmwareTable, FirmwareUploads, FleetTables},
     request::{ApiRequest, ApiResponse},
 };
 
@@ -50,7 +50,7 @@ pub fn version(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
-pub async fn register<F: FirmwareStore>(
+pub async fn register<F: FleetTables + FirmwareUploads>(
     store: &F,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -114,7 +114,7 @@ pub async fn register<F: FirmwareStore>(
         created_by: request.principal.subject.clone(),
         checked_at: None,
     };
-    if !store.put_artifact(&artifact).await? {
+    if !store.firmware_table().put(&artifact).await? {
         return Err(ApiError::conflict(format!(
             "firmware {} is already registered; versions are immutable",
             artifact.version
@@ -135,19 +135,17 @@ pub async fn register<F: FirmwareStore>(
     Ok(ApiResponse::created(shown))
 }
 
-pub async fn list<F: FirmwareStore>(store: &F) -> Result<ApiResponse, ApiError> {
-    let mut artifacts = store.artifacts().await?;
+pub async fn list<F: FleetTables>(store: &F) -> Result<ApiResponse, ApiError> {
+    let mut artifacts = store.firmware_table().all().await?;
     artifacts.sort_by_key(|a| std::cmp::Reverse(a.created_at));
     Ok(ApiResponse::ok(json!({ "firmware": artifacts })))
 }
 
-pub async fn get<F: FirmwareStore>(
-    store: &F,
-    request: &ApiRequest,
-) -> Result<ApiResponse, ApiError> {
+pub async fn get<F: FleetTables>(store: &F, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let version = version("version", request.param("version")?)?;
     let artifact = store
-        .artifact(&version)
+        .firmware_table()
+        .get(&version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("firmware {version}")))?;
     Ok(ApiResponse::ok(artifact))

@@ -15,6 +15,7 @@ pub mod downsample;
 pub mod error;
 pub mod firmware;
 pub mod http;
+#[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod ports;
 pub mod query;
@@ -27,8 +28,8 @@ pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use error::ApiError;
-pub use ports::{Alerts, Commands, Credentials, DeviceData, History, Registry, Things};
-use ports::{AuditEntry, AuditLog, FirmwareStore, RolloutEvents, RolloutStore, WebhookStore};
+pub use ports::{Alerts, Credentials, DeviceData, FleetTables, History, Registry, Things};
+use ports::{AuditEntry, AuditLog, FirmwareUploads, RolloutEvents, RolloutJobs, WebhookStore};
 pub use request::{ApiRequest, ApiResponse};
 use routes::Operation;
 
@@ -41,9 +42,9 @@ pub trait Backend:
     + Alerts
     + WebhookStore
     + DeviceData
-    + Commands
-    + FirmwareStore
-    + RolloutStore
+    + FleetTables
+    + FirmwareUploads
+    + RolloutJobs
     + RolloutEvents
     + AuditLog
     + Sync
@@ -57,9 +58,9 @@ impl<
             + Alerts
             + WebhookStore
             + DeviceData
-            + Commands
-            + FirmwareStore
-            + RolloutStore
+            + FleetTables
+            + FirmwareUploads
+            + RolloutJobs
             + RolloutEvents
             + AuditLog
             + Sync,

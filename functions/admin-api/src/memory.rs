@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use hub_credentials::StoredKey;
 use hub_detection::rule::ThresholdRule;
 use hub_events::AlertState;
+use hub_fleet::memory::{MemoryCommands, MemoryFirmware, MemoryRollouts};
 
 use crate::ports::*;
 
@@ -46,11 +47,9 @@ pub struct MemoryBackend {
     pub published: Mutex<Vec<(String, Vec<u8>)>>,
     /// When set, publishing fails.
     pub publish_down: Mutex<bool>,
-    pub commands: Mutex<BTreeMap<(String, String), Command>>,
-    pub firmware: Mutex<BTreeMap<String, Artifact>>,
-    pub rollouts: Mutex<BTreeMap<String, Rollout>>,
-    /// (rollout, device) -> row.
-    pub rollout_rows: Mutex<BTreeMap<(String, String), DeviceRow>>,
+    pub commands: MemoryCommands,
+    pub firmware: MemoryFirmware,
+    pub rollouts: MemoryRollouts,
     /// Job id -> (targets: the group, version); cancelled job ids apart.
     pub jobs: Mutex<BTreeMap<String, (String, String)>>,
     pub cancelled_jobs: Mutex<Vec<String>>,
@@ -584,88 +583,25 @@ impl DeviceData for MemoryBackend {
     }
 }
 
-impl Commands for MemoryBackend {
-    async fn put_command(&self, command: &Command) -> Result<bool, PortError> {
-        let mut commands = self.commands.lock().unwrap();
-        let key = (command.device_id.clone(), command.command_id.clone());
-        if commands.contains_key(&key) {
-            return Ok(false);
-        }
-        commands.insert(key, command.clone());
-        Ok(true)
+impl FleetTables for MemoryBackend {
+    type Commands = MemoryCommands;
+    type Firmware = MemoryFirmware;
+    type Rollouts = MemoryRollouts;
+
+    fn commands_table(&self) -> &MemoryCommands {
+        &self.commands
     }
 
-    async fn command(
-        &self,
-        device_id: &str,
-        command_id: &str,
-    ) -> Result<Option<Command>, PortError> {
-        Ok(self
-            .commands
-            .lock()
-            .unwrap()
-            .get(&(device_id.to_owned(), command_id.to_owned()))
-            .cloned())
+    fn firmware_table(&self) -> &MemoryFirmware {
+        &self.firmware
     }
 
-    async fn commands(
-        &self,
-        device_id: &str,
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<Page<Command>, PortError> {
-        let commands = self.commands.lock().unwrap();
-        let mine: Vec<&Command> = commands
-            .values()
-            .rev()
-            .filter(|c| c.device_id == device_id)
-            .filter(|c| after.is_none_or(|a| c.command_id.as_str() < a))
-            .collect();
-        let items: Vec<Command> = mine.iter().take(limit).map(|c| (*c).clone()).collect();
-        let next = (mine.len() > limit)
-            .then(|| items.last().map(|c| c.command_id.clone()))
-            .flatten();
-        Ok(Page { items, next })
-    }
-
-    async fn set_undelivered(
-        &self,
-        device_id: &str,
-        command_id: &str,
-        error: &str,
-    ) -> Result<(), PortError> {
-        if let Some(command) = self
-            .commands
-            .lock()
-            .unwrap()
-            .get_mut(&(device_id.to_owned(), command_id.to_owned()))
-            .filter(|c| c.status == hub_fleet::command::CommandStatus::Sent)
-        {
-            command.status = hub_fleet::command::CommandStatus::Undelivered;
-            command.error = Some(error.to_owned());
-        }
-        Ok(())
+    fn rollouts_table(&self) -> &MemoryRollouts {
+        &self.rollouts
     }
 }
 
-impl FirmwareStore for MemoryBackend {
-    async fn put_artifact(&self, artifact: &Artifact) -> Result<bool, PortError> {
-        let mut firmware = self.firmware.lock().unwrap();
-        if firmware.contains_key(&artifact.version) {
-            return Ok(false);
-        }
-        firmware.insert(artifact.version.clone(), artifact.clone());
-        Ok(true)
-    }
-
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        Ok(self.firmware.lock().unwrap().get(version).cloned())
-    }
-
-    async fn artifacts(&self) -> Result<Vec<Artifact>, PortError> {
-        Ok(self.firmware.lock().unwrap().values().cloned().collect())
-    }
-
+impl FirmwareUploads for MemoryBackend {
     async fn upload_url(
         &self,
         key: &str,
@@ -697,75 +633,7 @@ impl RolloutEvents for MemoryBackend {
     }
 }
 
-impl RolloutStore for MemoryBackend {
-    async fn create_rollout(
-        &self,
-        rollout: &Rollout,
-        rows: &[DeviceRow],
-    ) -> Result<bool, PortError> {
-        let mut rollouts = self.rollouts.lock().unwrap();
-        if rollouts.contains_key(&rollout.rollout_id) {
-            return Ok(false);
-        }
-        rollouts.insert(rollout.rollout_id.clone(), rollout.clone());
-        let mut table = self.rollout_rows.lock().unwrap();
-        for row in rows {
-            table.insert(
-                (rollout.rollout_id.clone(), row.device_id.clone()),
-                row.clone(),
-            );
-        }
-        Ok(true)
-    }
-
-    async fn rollout(&self, id: &str) -> Result<Option<(Rollout, Counts)>, PortError> {
-        let Some(rollout) = self.rollouts.lock().unwrap().get(id).cloned() else {
-            return Ok(None);
-        };
-        let rows = self.rollout_devices(id).await?;
-        Ok(Some((rollout, Counts::of_rows(&rows))))
-    }
-
-    async fn rollouts(&self) -> Result<Vec<(Rollout, Counts)>, PortError> {
-        let ids: Vec<String> = self.rollouts.lock().unwrap().keys().cloned().collect();
-        let mut all = Vec::new();
-        for id in ids {
-            all.extend(self.rollout(&id).await?);
-        }
-        Ok(all)
-    }
-
-    async fn rollout_devices(&self, id: &str) -> Result<Vec<DeviceRow>, PortError> {
-        Ok(self
-            .rollout_rows
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((r, _), _)| r == id)
-            .map(|(_, row)| row.clone())
-            .collect())
-    }
-
-    async fn set_rollout_status(
-        &self,
-        id: &str,
-        from: RolloutStatus,
-        to: RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        let mut rollouts = self.rollouts.lock().unwrap();
-        match rollouts.get_mut(id) {
-            Some(r) if r.status == from => {
-                r.status = to;
-                r.reason = reason.map(str::to_owned);
-                r.updated_at = at;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
+impl RolloutJobs for MemoryBackend {
     async fn start_rollout_job(
         &self,
         rollout: &Rollout,

@@ -451,46 +451,23 @@ pub trait DeviceData {
 
 pub use hub_fleet::command::Command;
 
-pub trait Commands {
-    /// Writes a new command; false if its id is taken.
-    fn put_command(
-        &self,
-        command: &Command,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    fn command(
-        &self,
-        device_id: &str,
-        command_id: &str,
-    ) -> impl Future<Output = Result<Option<Command>, PortError>> + Send;
-    /// Up to `limit` of the device's commands, newest first, after the id `after`.
-    fn commands(
-        &self,
-        device_id: &str,
-        limit: usize,
-        after: Option<&str>,
-    ) -> impl Future<Output = Result<Page<Command>, PortError>> + Send;
-    /// Marks a command whose publish failed (unless the device answered it meanwhile).
-    fn set_undelivered(
-        &self,
-        device_id: &str,
-        command_id: &str,
-        error: &str,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+/// The fleet tables the admin API shares with the fleet function: [`hub_fleet`]'s,
+/// with one DynamoDB and one in-memory implementation each.
+pub trait FleetTables {
+    type Commands: CommandsTable + Sync;
+    type Firmware: FirmwareTable + Sync;
+    type Rollouts: RolloutsTable + Sync;
+    fn commands_table(&self) -> &Self::Commands;
+    fn firmware_table(&self) -> &Self::Firmware;
+    fn rollouts_table(&self) -> &Self::Rollouts;
 }
+
+pub use hub_fleet::{CommandsTable, FirmwareTable, RolloutsTable};
 
 pub use hub_fleet::firmware::Artifact;
 
-pub trait FirmwareStore {
-    /// Registers a version; false if it is taken.
-    fn put_artifact(
-        &self,
-        artifact: &Artifact,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    fn artifact(
-        &self,
-        version: &str,
-    ) -> impl Future<Output = Result<Option<Artifact>, PortError>> + Send;
-    fn artifacts(&self) -> impl Future<Output = Result<Vec<Artifact>, PortError>> + Send;
+/// Firmware images' uploads to the firmware bucket.
+pub trait FirmwareUploads {
     /// A presigned PUT of the object `key`, working for `expires`, bound to the
     /// registered image: S3 takes only a body of this SHA-256 (hex) and size.
     fn upload_url(
@@ -521,32 +498,8 @@ pub trait RolloutEvents {
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
-/// Rollouts: their rows, and their jobs in IoT Jobs.
-pub trait RolloutStore {
-    /// Stores a new rollout with a row per device; false if the id is taken.
-    fn create_rollout(
-        &self,
-        rollout: &Rollout,
-        rows: &[DeviceRow],
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    fn rollout(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<(Rollout, Counts)>, PortError>> + Send;
-    fn rollouts(&self) -> impl Future<Output = Result<Vec<(Rollout, Counts)>, PortError>> + Send;
-    fn rollout_devices(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Vec<DeviceRow>, PortError>> + Send;
-    /// Moves a rollout from `from` to `to`; false if it was not in `from`.
-    fn set_rollout_status(
-        &self,
-        id: &str,
-        from: RolloutStatus,
-        to: RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+/// Rollouts' jobs in IoT Jobs, and whom they reach.
+pub trait RolloutJobs {
     /// Switches job events on if needed and creates the rollout's job.
     fn start_rollout_job(
         &self,

@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 use crate::{
     error::ApiError,
     firmware::version,
-    ports::{DeviceFilter, DeviceStatus, FirmwareStore, Registry, RolloutEvents, RolloutStore},
+    ports::{
+        DeviceFilter, DeviceStatus, FirmwareTable, FleetTables, Registry, RolloutEvents,
+        RolloutJobs, RolloutsTable,
+    },
     request::{name, ApiRequest, ApiResponse},
 };
 
@@ -55,7 +58,7 @@ fn rollout_id(request: &ApiRequest) -> Result<String, ApiError> {
     }
 }
 
-pub async fn create<B: Registry + FirmwareStore + RolloutStore + RolloutEvents>(
+pub async fn create<B: Registry + FleetTables + RolloutJobs + RolloutEvents>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
@@ -66,7 +69,8 @@ pub async fn create<B: Registry + FirmwareStore + RolloutStore + RolloutEvents>(
     let policy = RolloutPolicy::from_request(&body.policy)
         .map_err(|e| ApiError::invalid(format!("policy.{}", e.field), e.to_string()))?;
     let artifact = b
-        .artifact(&firmware_version)
+        .firmware_table()
+        .get(&firmware_version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("firmware {firmware_version}")))?;
     if artifact.status != ArtifactStatus::Ready {
@@ -76,7 +80,8 @@ pub async fn create<B: Registry + FirmwareStore + RolloutStore + RolloutEvents>(
         )));
     }
     if let Some(running) = b
-        .rollouts()
+        .rollouts_table()
+        .all()
         .await?
         .into_iter()
         .find(|(r, _)| r.target == target && r.status == RolloutStatus::InProgress)
@@ -156,20 +161,21 @@ pub async fn create<B: Registry + FirmwareStore + RolloutStore + RolloutEvents>(
         finished_at: None,
         reason: None,
     };
-    if !b.create_rollout(&rollout, &rows).await? {
+    if !b.rollouts_table().create(&rollout, &rows).await? {
         return Err(ApiError::conflict("rollout id taken; try again"));
     }
     if let Err(err) = b.start_rollout_job(&rollout, &artifact).await {
         // The rollout never started: say so on it, then answer with the failure.
         let reason = format!("the job could not be created: {}", err.message);
-        b.set_rollout_status(
-            &rollout.rollout_id,
-            RolloutStatus::InProgress,
-            RolloutStatus::Cancelled,
-            Some(&reason),
-            now,
-        )
-        .await?;
+        b.rollouts_table()
+            .set_status(
+                &rollout.rollout_id,
+                RolloutStatus::InProgress,
+                RolloutStatus::Cancelled,
+                Some(&reason),
+                now,
+            )
+            .await?;
         return Err(err.into());
     }
     let started = RolloutCounts {
@@ -217,20 +223,24 @@ async fn group_devices<B: Registry>(
     }
 }
 
-pub async fn list<B: RolloutStore>(b: &B) -> Result<ApiResponse, ApiError> {
-    let mut rollouts = b.rollouts().await?;
+pub async fn list<B: FleetTables>(b: &B) -> Result<ApiResponse, ApiError> {
+    let mut rollouts = b.rollouts_table().all().await?;
     rollouts.sort_by_key(|(r, _)| std::cmp::Reverse(r.created_at));
     let shown: Vec<Value> = rollouts.iter().map(|(r, c)| view(r, c)).collect();
     Ok(ApiResponse::ok(json!({ "rollouts": shown })))
 }
 
-pub async fn get<B: RolloutStore>(b: &B, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+pub async fn get<B: FleetTables + RolloutJobs>(
+    b: &B,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
     let id = rollout_id(request)?;
     let (rollout, counts) = b
-        .rollout(&id)
+        .rollouts_table()
+        .get(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("rollout {id}")))?;
-    let mut devices = b.rollout_devices(&id).await?;
+    let mut devices = b.rollouts_table().devices(&id).await?;
     devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     let mut counts = counts;
     if rollout.status == RolloutStatus::InProgress {
@@ -257,20 +267,22 @@ pub async fn get<B: RolloutStore>(b: &B, request: &ApiRequest) -> Result<ApiResp
     Ok(ApiResponse::ok(shown))
 }
 
-pub async fn cancel<B: RolloutStore + RolloutEvents>(
+pub async fn cancel<B: FleetTables + RolloutJobs + RolloutEvents>(
     b: &B,
     request: &ApiRequest,
     now: DateTime<Utc>,
 ) -> Result<ApiResponse, ApiError> {
     let id = rollout_id(request)?;
     let (rollout, _) = b
-        .rollout(&id)
+        .rollouts_table()
+        .get(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("rollout {id}")))?;
     let reason = format!("cancelled by {}", request.principal.subject);
     // The status first: the job's cancellation event then reads as the operator's.
     if !b
-        .set_rollout_status(
+        .rollouts_table()
+        .set_status(
             &id,
             RolloutStatus::InProgress,
             RolloutStatus::Cancelled,
@@ -286,7 +298,8 @@ pub async fn cancel<B: RolloutStore + RolloutEvents>(
     }
     b.cancel_rollout_job(&rollout, &reason).await?;
     let (rollout, counts) = b
-        .rollout(&id)
+        .rollouts_table()
+        .get(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("rollout {id}")))?;
     let kind = RolloutEventKind::Cancelled;

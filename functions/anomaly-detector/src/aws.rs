@@ -44,11 +44,7 @@ impl Rules for CachedRules {
                 return Ok(rules.clone());
             }
         }
-        let (rules, bad) = self
-            .table
-            .all()
-            .await
-            .map_err(|e| PortError::new("alert rules read", e))?;
+        let (rules, bad) = self.table.all().await?;
         for rule in bad {
             warn!(rule_id = %rule.rule_id, problem = %rule.problem, "alert rule ignored");
         }

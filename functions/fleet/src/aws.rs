@@ -7,17 +7,15 @@ use hub_runtime::{
     PortError,
 };
 
-use chrono::{DateTime, Utc};
 use hub_fleet::{
-    command::{AckOutcome, CommandAck},
-    commands_table::DynamoCommands,
     firmware::{hex, Artifact},
     firmware_table::DynamoFirmware,
+    rollouts_table::DynamoRollouts,
 };
 
 use crate::{firmware::ImageDigest, FirmwareChecks};
 
-use crate::{Applied, CommandAnswers, ConnectivityStore, PresenceChange};
+use crate::{Applied, ConnectivityStore, PresenceChange};
 
 #[derive(Clone)]
 pub struct DynamoRegistry {
@@ -84,18 +82,6 @@ impl ConnectivityStore for DynamoRegistry {
     }
 }
 
-impl CommandAnswers for DynamoCommands {
-    async fn record_ack(
-        &self,
-        ack: &CommandAck,
-        now: DateTime<Utc>,
-    ) -> Result<AckOutcome, PortError> {
-        DynamoCommands::record_ack(self, ack, now)
-            .await
-            .map_err(|e| PortError::new("command answer", e))
-    }
-}
-
 /// The firmware table and bucket, for the upload check.
 pub struct FirmwareImages {
     pub table: DynamoFirmware,
@@ -103,11 +89,10 @@ pub struct FirmwareImages {
 }
 
 impl FirmwareChecks for FirmwareImages {
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        self.table
-            .get(version)
-            .await
-            .map_err(|e| PortError::new("firmware read", e))
+    type Table = DynamoFirmware;
+
+    fn table(&self) -> &DynamoFirmware {
+        &self.table
     }
 
     /// Streams the object through SHA-256: images are never held whole in memory.
@@ -147,24 +132,12 @@ impl FirmwareChecks for FirmwareImages {
             sha256: hex(context.finish().as_ref()),
         })
     }
-
-    async fn set_checked(
-        &self,
-        version: &str,
-        outcome: Result<(), String>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        self.table
-            .set_checked(version, outcome, at)
-            .await
-            .map_err(|e| PortError::new("firmware write", e))
-    }
 }
 
 /// Everything rollouts touch: their tables, IoT Jobs, the firmware table, the registry's
 /// firmware version, the retry delay queue and the event stream.
 pub struct AwsRollouts {
-    pub table: hub_fleet::rollouts_table::DynamoRollouts,
+    pub table: DynamoRollouts,
     pub jobs: hub_fleet::jobs::FirmwareJobs,
     pub firmware: DynamoFirmware,
     pub registry: DynamoRegistry,
@@ -185,7 +158,7 @@ impl AwsRollouts {
     ) -> Result<Self, hub_runtime::config::ConfigError> {
         use hub_runtime::config::required;
         Ok(Self {
-            table: hub_fleet::rollouts_table::DynamoRollouts {
+            table: DynamoRollouts {
                 client: dynamodb,
                 rollouts: required("ROLLOUTS_TABLE")?,
                 devices: required("ROLLOUT_DEVICES_TABLE")?,
@@ -211,65 +184,15 @@ fn port(operation: &'static str) -> impl FnOnce(String) -> PortError {
 }
 
 impl crate::RolloutPorts for AwsRollouts {
-    async fn rollout(
-        &self,
-        id: &str,
-    ) -> Result<Option<(hub_fleet::rollout::Rollout, hub_fleet::rollout::Counts)>, PortError> {
-        self.table.get(id).await.map_err(port("rollout read"))
+    type Rollouts = DynamoRollouts;
+    type Firmware = DynamoFirmware;
+
+    fn rollouts_table(&self) -> &DynamoRollouts {
+        &self.table
     }
 
-    async fn device(
-        &self,
-        rollout_id: &str,
-        device_id: &str,
-    ) -> Result<Option<hub_fleet::rollout::DeviceRow>, PortError> {
-        self.table
-            .device(rollout_id, device_id)
-            .await
-            .map_err(port("rollout device read"))
-    }
-
-    async fn devices(
-        &self,
-        rollout_id: &str,
-    ) -> Result<Vec<hub_fleet::rollout::DeviceRow>, PortError> {
-        self.table
-            .devices(rollout_id)
-            .await
-            .map_err(port("rollout devices read"))
-    }
-
-    async fn save_device(
-        &self,
-        rollout_id: &str,
-        old: &hub_fleet::rollout::DeviceRow,
-        new: &hub_fleet::rollout::DeviceRow,
-    ) -> Result<bool, PortError> {
-        self.table
-            .save_device(rollout_id, old, new)
-            .await
-            .map_err(port("rollout device write"))
-    }
-
-    async fn set_status(
-        &self,
-        rollout_id: &str,
-        from: hub_fleet::rollout::RolloutStatus,
-        to: hub_fleet::rollout::RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        self.table
-            .set_status(rollout_id, from, to, reason, at)
-            .await
-            .map_err(port("rollout write"))
-    }
-
-    async fn set_job_done(&self, rollout_id: &str, at: DateTime<Utc>) -> Result<(), PortError> {
-        self.table
-            .set_job_done(rollout_id, at)
-            .await
-            .map_err(port("rollout write"))
+    fn firmware_table(&self) -> &DynamoFirmware {
+        &self.firmware
     }
 
     async fn cancel_job(&self, job_id: &str, comment: &str) -> Result<(), PortError> {
@@ -286,13 +209,6 @@ impl crate::RolloutPorts for AwsRollouts {
             .await
             .map_err(port("DescribeJob"))?
             .and_then(|state| state.reason_code))
-    }
-
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        self.firmware
-            .get(version)
-            .await
-            .map_err(port("firmware read"))
     }
 
     async fn create_job(

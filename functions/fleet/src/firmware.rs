@@ -5,7 +5,10 @@
 use crate::FirmwareChecks;
 
 use chrono::{DateTime, Utc};
-use hub_fleet::firmware::{check_upload, version_of_key};
+use hub_fleet::{
+    firmware::{check_upload, version_of_key},
+    FirmwareTable,
+};
 use hub_runtime::PortError;
 use serde_json::Value;
 
@@ -71,7 +74,7 @@ async fn check<F: FirmwareChecks>(
     let Some(version) = version_of_key(key) else {
         return Ok(Checked::Ignored(format!("{key}: not a firmware image key")));
     };
-    let Some(artifact) = store.artifact(version).await? else {
+    let Some(artifact) = store.table().get(version).await? else {
         return Ok(Checked::Ignored(format!(
             "{key}: version {version} is not registered"
         )));
@@ -83,7 +86,11 @@ async fn check<F: FirmwareChecks>(
     }
     let digest = store.digest(bucket, key, object_version).await?;
     let outcome = check_upload(&artifact, digest.size, &digest.sha256);
-    if !store.set_checked(version, outcome.clone(), now).await? {
+    if !store
+        .table()
+        .set_checked(version, outcome.clone(), now)
+        .await?
+    {
         return Ok(Checked::Ignored(format!(
             "{key}: {version} was checked before"
         )));

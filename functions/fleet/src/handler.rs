@@ -2,12 +2,15 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
-use hub_fleet::command::{AckOutcome, AckStatus, CommandAck};
+use hub_fleet::{
+    command::{AckOutcome, AckStatus, CommandAck},
+    CommandsTable,
+};
 use serde::Deserialize;
 
 use crate::{
-    firmware, presence, rollout, Applied, CommandAnswers, ConnectivityStore, FirmwareChecks,
-    FleetError, Origins, RolloutPorts, Source,
+    firmware, presence, rollout, Applied, ConnectivityStore, FirmwareChecks, FleetError, Origins,
+    RolloutPorts, Source,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +74,7 @@ pub struct Fleet<S, C, F, R> {
 impl<S, C, F, R> Fleet<S, C, F, R>
 where
     S: ConnectivityStore,
-    C: CommandAnswers,
+    C: CommandsTable,
     F: FirmwareChecks,
     R: RolloutPorts,
 {
@@ -100,7 +103,7 @@ where
 /// the event is, never its contents.
 pub async fn dispatch<
     S: ConnectivityStore,
-    C: CommandAnswers,
+    C: CommandsTable,
     F: FirmwareChecks,
     R: RolloutPorts,
 >(
@@ -130,7 +133,7 @@ pub async fn dispatch<
     }
 }
 
-async fn answer<C: CommandAnswers>(
+async fn answer<C: CommandsTable>(
     commands: &C,
     event: serde_json::Value,
     now: DateTime<Utc>,

@@ -19,6 +19,7 @@
 pub mod aws;
 pub mod firmware;
 pub mod handler;
+#[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod ports;
 pub mod presence;
@@ -26,7 +27,7 @@ pub mod rollout;
 pub mod source;
 
 pub use handler::{dispatch, Fleet, Outcome};
-pub use ports::{CommandAnswers, ConnectivityStore, FirmwareChecks, RolloutPorts};
+pub use ports::{ConnectivityStore, FirmwareChecks, RolloutPorts};
 pub use presence::{handle, Applied, Connectivity, PresenceChange, PresenceEvent};
 pub use source::{Origins, Source};
 
@@ -40,6 +41,8 @@ pub enum FleetError {
     NotPresence(String),
     #[error(transparent)]
     Store(#[from] PortError),
+    #[error(transparent)]
+    Table(#[from] hub_fleet::TableError),
     #[error(transparent)]
     Rollout(#[from] rollout::RolloutError),
 }

@@ -1,17 +1,16 @@
-//! The registry's connectivity columns in memory, for tests.
+//! The fleet function's ports in memory, for tests: the registry's connectivity columns,
+//! the firmware bucket, and what rollouts touch beyond their tables. The tables are
+//! [`hub_fleet::memory`]'s, shared with the admin API's tests.
 
 use std::{collections::HashMap, sync::Mutex};
 
 use hub_runtime::PortError;
 
-use chrono::{DateTime, Utc};
-use hub_fleet::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus};
-
-use hub_fleet::firmware::{Artifact, ArtifactStatus};
+use hub_fleet::firmware::Artifact;
+pub use hub_fleet::memory::MemoryCommands;
 
 use crate::{
-    firmware::ImageDigest, Applied, CommandAnswers, ConnectivityStore, FirmwareChecks, Origins,
-    PresenceChange,
+    firmware::ImageDigest, Applied, ConnectivityStore, FirmwareChecks, Origins, PresenceChange,
 };
 
 /// What the command-answer rule (template.yaml, CommandAckRule) makes of a device's
@@ -66,35 +65,10 @@ impl ConnectivityStore for MemoryRegistry {
     }
 }
 
-/// Commands in memory, keyed by (device, command id).
-#[derive(Default)]
-pub struct MemoryCommands {
-    pub commands: Mutex<HashMap<(String, String), Command>>,
-}
-
-impl CommandAnswers for MemoryCommands {
-    async fn record_ack(
-        &self,
-        ack: &CommandAck,
-        now: DateTime<Utc>,
-    ) -> Result<AckOutcome, PortError> {
-        let mut commands = self.commands.lock().unwrap();
-        let key = (ack.device_id.clone(), ack.command_id.clone());
-        let outcome = apply_ack(commands.get(&key), ack, now);
-        if outcome == AckOutcome::Recorded {
-            let command = commands.get_mut(&key).expect("recorded means stored");
-            command.status = CommandStatus::from(ack.status);
-            command.answered_at = Some(now);
-            command.result = ack.result.clone();
-        }
-        Ok(outcome)
-    }
-}
-
 /// Firmware artifacts and the images in the bucket, in memory.
 #[derive(Default)]
 pub struct MemoryFirmware {
-    pub artifacts: Mutex<HashMap<String, Artifact>>,
+    pub table: hub_fleet::memory::MemoryFirmware,
     /// (bucket, key) -> image bytes (the current version).
     pub objects: Mutex<HashMap<(String, String), Vec<u8>>>,
     /// (bucket, key, version id) -> image bytes, for notifications that name a version.
@@ -102,8 +76,10 @@ pub struct MemoryFirmware {
 }
 
 impl FirmwareChecks for MemoryFirmware {
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        Ok(self.artifacts.lock().unwrap().get(version).cloned())
+    type Table = hub_fleet::memory::MemoryFirmware;
+
+    fn table(&self) -> &Self::Table {
+        &self.table
     }
 
     async fn digest(
@@ -137,42 +113,17 @@ impl FirmwareChecks for MemoryFirmware {
             ),
         })
     }
-
-    async fn set_checked(
-        &self,
-        version: &str,
-        outcome: Result<(), String>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        let mut artifacts = self.artifacts.lock().unwrap();
-        let Some(artifact) = artifacts
-            .get_mut(version)
-            .filter(|a| a.status == ArtifactStatus::PendingUpload)
-        else {
-            return Ok(false);
-        };
-        match outcome {
-            Ok(()) => artifact.status = ArtifactStatus::Ready,
-            Err(reason) => {
-                artifact.status = ArtifactStatus::Rejected;
-                artifact.reason = Some(reason);
-            }
-        }
-        artifact.checked_at = Some(at);
-        Ok(true)
-    }
 }
 
 /// A job created in memory: (things, firmware version, rollback).
 pub type MemoryJob = (Vec<String>, String, bool);
 
-/// Rollouts, jobs, registry versions, scheduled retries and published events in memory.
+/// Rollouts with their tables, jobs, registry versions, scheduled retries and published
+/// events in memory.
 #[derive(Default)]
 pub struct MemoryRollouts {
-    pub rollouts: Mutex<HashMap<String, hub_fleet::rollout::Rollout>>,
-    /// (rollout, device) -> row.
-    pub rows: Mutex<std::collections::BTreeMap<(String, String), hub_fleet::rollout::DeviceRow>>,
-    pub artifacts: Mutex<HashMap<String, Artifact>>,
+    pub table: hub_fleet::memory::MemoryRollouts,
+    pub firmware: hub_fleet::memory::MemoryFirmware,
     pub jobs: Mutex<std::collections::BTreeMap<String, MemoryJob>>,
     pub cancel_reasons: Mutex<HashMap<String, String>>,
     pub cancelled_jobs: Mutex<Vec<String>>,
@@ -181,104 +132,16 @@ pub struct MemoryRollouts {
     pub events: Mutex<Vec<hub_events::Envelope<hub_events::RolloutEvent>>>,
 }
 
-impl MemoryRollouts {
-    pub fn row(&self, rollout_id: &str, device_id: &str) -> hub_fleet::rollout::DeviceRow {
-        self.rows.lock().unwrap()[&(rollout_id.to_owned(), device_id.to_owned())].clone()
-    }
-
-    pub fn status(&self, rollout_id: &str) -> hub_fleet::rollout::RolloutStatus {
-        self.rollouts.lock().unwrap()[rollout_id].status
-    }
-}
-
 impl crate::RolloutPorts for MemoryRollouts {
-    async fn rollout(
-        &self,
-        id: &str,
-    ) -> Result<Option<(hub_fleet::rollout::Rollout, hub_fleet::rollout::Counts)>, PortError> {
-        let Some(rollout) = self.rollouts.lock().unwrap().get(id).cloned() else {
-            return Ok(None);
-        };
-        let rows = self.rows.lock().unwrap();
-        let counts = hub_fleet::rollout::Counts::of_rows(
-            rows.iter()
-                .filter(|((r, _), _)| r == id)
-                .map(|(_, row)| row),
-        );
-        Ok(Some((rollout, counts)))
+    type Rollouts = hub_fleet::memory::MemoryRollouts;
+    type Firmware = hub_fleet::memory::MemoryFirmware;
+
+    fn rollouts_table(&self) -> &Self::Rollouts {
+        &self.table
     }
 
-    async fn device(
-        &self,
-        rollout_id: &str,
-        device_id: &str,
-    ) -> Result<Option<hub_fleet::rollout::DeviceRow>, PortError> {
-        Ok(self
-            .rows
-            .lock()
-            .unwrap()
-            .get(&(rollout_id.to_owned(), device_id.to_owned()))
-            .cloned())
-    }
-
-    async fn devices(
-        &self,
-        rollout_id: &str,
-    ) -> Result<Vec<hub_fleet::rollout::DeviceRow>, PortError> {
-        Ok(self
-            .rows
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((r, _), _)| r == rollout_id)
-            .map(|(_, row)| row.clone())
-            .collect())
-    }
-
-    async fn save_device(
-        &self,
-        rollout_id: &str,
-        old: &hub_fleet::rollout::DeviceRow,
-        new: &hub_fleet::rollout::DeviceRow,
-    ) -> Result<bool, PortError> {
-        let mut rows = self.rows.lock().unwrap();
-        let key = (rollout_id.to_owned(), old.device_id.clone());
-        match rows.get(&key) {
-            Some(held) if held.revision == old.revision => {
-                let mut next = new.clone();
-                next.revision = old.revision + 1;
-                rows.insert(key, next);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn set_status(
-        &self,
-        rollout_id: &str,
-        from: hub_fleet::rollout::RolloutStatus,
-        to: hub_fleet::rollout::RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        let mut rollouts = self.rollouts.lock().unwrap();
-        match rollouts.get_mut(rollout_id) {
-            Some(r) if r.status == from => {
-                r.status = to;
-                r.reason = reason.map(str::to_owned);
-                r.updated_at = at;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn set_job_done(&self, rollout_id: &str, _at: DateTime<Utc>) -> Result<(), PortError> {
-        if let Some(r) = self.rollouts.lock().unwrap().get_mut(rollout_id) {
-            r.job_done = true;
-        }
-        Ok(())
+    fn firmware_table(&self) -> &Self::Firmware {
+        &self.firmware
     }
 
     async fn cancel_job(&self, job_id: &str, _comment: &str) -> Result<(), PortError> {
@@ -288,10 +151,6 @@ impl crate::RolloutPorts for MemoryRollouts {
 
     async fn cancel_reason(&self, job_id: &str) -> Result<Option<String>, PortError> {
         Ok(self.cancel_reasons.lock().unwrap().get(job_id).cloned())
-    }
-
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        Ok(self.artifacts.lock().unwrap().get(version).cloned())
     }
 
     async fn create_job(

@@ -19,6 +19,7 @@ use hub_fleet::{
         RollbackStatus, Rollout, RolloutStatus,
     },
 };
+use hub_fleet::{FirmwareTable, RolloutsTable, TableError};
 use hub_runtime::PortError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -88,6 +89,12 @@ pub enum RolloutError {
     Port(#[from] PortError),
 }
 
+impl From<TableError> for RolloutError {
+    fn from(err: TableError) -> Self {
+        Self::Port(err.into())
+    }
+}
+
 /// Before trying again after losing a conditional write: concurrent events of one
 /// rollout all update its counters, and on AWS a transaction that meets another is
 /// cancelled, so the losers spread out (random, growing) instead of colliding again.
@@ -137,10 +144,10 @@ pub async fn on_execution<P: RolloutPorts>(
     };
     for attempt in 0..ATTEMPTS {
         lost_race_pause(attempt).await;
-        let Some((rollout, _)) = ports.rollout(rollout_id).await? else {
+        let Some((rollout, _)) = ports.rollouts_table().get(rollout_id).await? else {
             return Ok(Handled::Ignored(format!("no rollout {rollout_id}")));
         };
-        let Some(row) = ports.device(rollout_id, device_id).await? else {
+        let Some(row) = ports.rollouts_table().device(rollout_id, device_id).await? else {
             return Ok(Handled::Ignored(format!(
                 "device {device_id} is not in rollout {rollout_id}"
             )));
@@ -152,7 +159,11 @@ pub async fn on_execution<P: RolloutPorts>(
                 return Ok(Handled::Ignored(why.into()));
             }
         };
-        if !ports.save_device(rollout_id, &row, &next).await? {
+        if !ports
+            .rollouts_table()
+            .save_device(rollout_id, &row, &next)
+            .await?
+        {
             continue;
         }
         info!(
@@ -188,7 +199,7 @@ pub async fn on_execution<P: RolloutPorts>(
         {
             // The abort came between reading the rollout and saving this success, and
             // its rollback may have read the rows before this one changed.
-            if let Some(row) = ports.device(rollout_id, device_id).await? {
+            if let Some(row) = ports.rollouts_table().device(rollout_id, device_id).await? {
                 if row.rollback.is_none() {
                     let mut aborted = rollout.clone();
                     aborted.status = RolloutStatus::Aborted;
@@ -218,10 +229,10 @@ pub async fn on_job<P: RolloutPorts>(
     if !matches!(payload.operation.as_str(), "completed" | "canceled") {
         return Ok(Handled::Ignored(format!("operation {}", payload.operation)));
     }
-    let Some((rollout, counts)) = ports.rollout(rollout_id).await? else {
+    let Some((rollout, counts)) = ports.rollouts_table().get(rollout_id).await? else {
         return Ok(Handled::Ignored(format!("no rollout {rollout_id}")));
     };
-    ports.set_job_done(rollout_id, now).await?;
+    ports.rollouts_table().set_job_done(rollout_id, now).await?;
     if payload.operation == "canceled" {
         let reason_code = match payload.reason_code {
             Some(code) => Some(code),
@@ -241,6 +252,7 @@ pub async fn on_job<P: RolloutPorts>(
                 // Cancelled outside the hub (console, CLI): the hub follows.
                 let reason = "the rollout job was cancelled outside the hub";
                 if ports
+                    .rollouts_table()
                     .set_status(
                         rollout_id,
                         RolloutStatus::InProgress,
@@ -280,10 +292,14 @@ pub async fn on_retry_due<P: RolloutPorts>(
 ) -> Result<Handled, RolloutError> {
     for attempt in 0..ATTEMPTS {
         lost_race_pause(attempt).await;
-        let Some((rollout, _)) = ports.rollout(&retry.rollout_id).await? else {
+        let Some((rollout, _)) = ports.rollouts_table().get(&retry.rollout_id).await? else {
             return Ok(Handled::Ignored(format!("no rollout {}", retry.rollout_id)));
         };
-        let Some(row) = ports.device(&retry.rollout_id, &retry.device_id).await? else {
+        let Some(row) = ports
+            .rollouts_table()
+            .device(&retry.rollout_id, &retry.device_id)
+            .await?
+        else {
             return Ok(Handled::Ignored("no such device row".into()));
         };
         let Some(next) = retry_sent(&rollout, &row, retry.attempt, now) else {
@@ -316,7 +332,11 @@ pub async fn on_retry_due<P: RolloutPorts>(
                 false,
             )
             .await?;
-        if ports.save_device(&retry.rollout_id, &row, &next).await? {
+        if ports
+            .rollouts_table()
+            .save_device(&retry.rollout_id, &row, &next)
+            .await?
+        {
             info!(
                 rollout_id = retry.rollout_id,
                 device_id = retry.device_id,
@@ -334,7 +354,7 @@ pub async fn on_retry_due<P: RolloutPorts>(
 }
 
 async fn ready_artifact<P: RolloutPorts>(ports: &P, version: &str) -> Result<Artifact, PortError> {
-    match ports.artifact(version).await? {
+    match ports.firmware_table().get(version).await? {
         Some(artifact) if artifact.status == ArtifactStatus::Ready => Ok(artifact),
         _ => Err(PortError::new(
             "firmware",
@@ -354,6 +374,7 @@ async fn abort<P: RolloutPorts>(
 ) -> Result<(), RolloutError> {
     let reason = reason.unwrap_or_else(|| abort_reason(&rollout.policy, counts));
     if !ports
+        .rollouts_table()
         .set_status(
             &rollout.rollout_id,
             RolloutStatus::InProgress,
@@ -373,7 +394,7 @@ async fn abort<P: RolloutPorts>(
         ports.cancel_job(&rollout.job_id, &reason).await?;
     }
     cancel_all_waiting(ports, &rollout.rollout_id, "the rollout was aborted", now).await?;
-    let rows = ports.devices(&rollout.rollout_id).await?;
+    let rows = ports.rollouts_table().devices(&rollout.rollout_id).await?;
     let (sent, unavailable) = roll_back(ports, &aborted, rows, now).await?;
     let mut summary = format!("{reason}; rollback sent to {sent} device(s)");
     if unavailable > 0 {
@@ -400,7 +421,7 @@ async fn cancel_all_waiting<P: RolloutPorts>(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), RolloutError> {
-    for row in ports.devices(rollout_id).await? {
+    for row in ports.rollouts_table().devices(rollout_id).await? {
         update_row(ports, rollout_id, row, |row| {
             cancel_waiting(row, reason, now)
         })
@@ -422,10 +443,18 @@ async fn update_row<P: RolloutPorts>(
         let Some(next) = change(&row) else {
             return Ok(false);
         };
-        if ports.save_device(rollout_id, &row, &next).await? {
+        if ports
+            .rollouts_table()
+            .save_device(rollout_id, &row, &next)
+            .await?
+        {
             return Ok(true);
         }
-        match ports.device(rollout_id, &row.device_id).await? {
+        match ports
+            .rollouts_table()
+            .device(rollout_id, &row.device_id)
+            .await?
+        {
             Some(fresh) => row = fresh,
             None => return Ok(false),
         }
@@ -449,7 +478,7 @@ async fn roll_back<P: RolloutPorts>(
     let mut sent = 0;
     let mut batch = 0u32;
     for (version, devices) in plan {
-        let artifact = match ports.artifact(&version).await? {
+        let artifact = match ports.firmware_table().get(&version).await? {
             Some(a) if a.status == ArtifactStatus::Ready => a,
             _ => {
                 warn!(
@@ -507,7 +536,11 @@ async fn mark_rollback<P: RolloutPorts>(
     status: RollbackStatus,
     now: DateTime<Utc>,
 ) -> Result<(), RolloutError> {
-    if let Some(row) = ports.device(&rollout.rollout_id, device_id).await? {
+    if let Some(row) = ports
+        .rollouts_table()
+        .device(&rollout.rollout_id, device_id)
+        .await?
+    {
         update_row(ports, &rollout.rollout_id, row, |row| {
             (row.rollback.is_none()).then(|| DeviceRow {
                 rollback: Some(status),
@@ -529,7 +562,7 @@ async fn settle<P: RolloutPorts>(
     finished_one: bool,
     now: DateTime<Utc>,
 ) -> Result<RolloutStatus, RolloutError> {
-    let Some((rollout, counts)) = ports.rollout(rollout_id).await? else {
+    let Some((rollout, counts)) = ports.rollouts_table().get(rollout_id).await? else {
         return Ok(RolloutStatus::InProgress);
     };
     progress_metric(&rollout, &counts);
@@ -555,6 +588,7 @@ async fn settle<P: RolloutPorts>(
             counts.total()
         );
         if ports
+            .rollouts_table()
             .set_status(
                 rollout_id,
                 RolloutStatus::InProgress,
@@ -600,7 +634,7 @@ async fn emit<P: RolloutPorts>(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), RolloutError> {
-    let Some((rollout, counts)) = ports.rollout(rollout_id).await? else {
+    let Some((rollout, counts)) = ports.rollouts_table().get(rollout_id).await? else {
         return Ok(());
     };
     let event = Envelope::new(

@@ -69,11 +69,7 @@ async fn a_matching_upload_is_ready_and_a_tampered_one_rejected() {
         (&good, &b"firmware 2.1.0"[..]),
         (&bad, &b"firmware 2.2.X"[..]),
     ] {
-        images
-            .artifacts
-            .lock()
-            .unwrap()
-            .insert(artifact.version.clone(), artifact.clone());
+        images.table.insert(artifact.clone());
         images
             .objects
             .lock()
@@ -91,7 +87,7 @@ async fn a_matching_upload_is_ready_and_a_tampered_one_rejected() {
         }
         other => panic!("{other:?}"),
     }
-    let held = images.artifacts.lock().unwrap().clone();
+    let held = images.table.artifacts.lock().unwrap().clone();
     assert_eq!(held["2.1.0"].status, ArtifactStatus::Ready);
     assert_eq!(held["2.2.0"].status, ArtifactStatus::Rejected);
     // A second notification for the same key changes nothing.
@@ -111,7 +107,7 @@ async fn a_matching_upload_is_ready_and_a_tampered_one_rejected() {
         );
     }
     assert_eq!(
-        images.artifacts.lock().unwrap()["2.1.0"].status,
+        images.table.artifacts.lock().unwrap()["2.1.0"].status,
         ArtifactStatus::Ready
     );
 }
@@ -120,11 +116,7 @@ async fn a_matching_upload_is_ready_and_a_tampered_one_rejected() {
 async fn the_check_reads_the_object_version_the_notification_names() {
     let images = MemoryFirmware::default();
     let artifact = registered("3.0.0", b"firmware 3.0.0");
-    images
-        .artifacts
-        .lock()
-        .unwrap()
-        .insert(artifact.version.clone(), artifact.clone());
+    images.table.insert(artifact.clone());
     let key = (BUCKET.to_owned(), artifact.s3_key.clone());
     // The notified upload was the wrong image; by the time the check reads, the key's
     // current version holds the right one.

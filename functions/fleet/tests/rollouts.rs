@@ -49,8 +49,7 @@ fn artifact(version: &str) -> Artifact {
 /// Ten devices on 1.0.0 going to 2.0.0.
 fn rollouts() -> MemoryRollouts {
     let store = MemoryRollouts::default();
-    store.rollouts.lock().unwrap().insert(
-        ROLLOUT.into(),
+    store.table.insert(
         Rollout {
             rollout_id: ROLLOUT.into(),
             firmware_version: "2.0.0".into(),
@@ -67,20 +66,10 @@ fn rollouts() -> MemoryRollouts {
             finished_at: None,
             reason: None,
         },
+        (0..10).map(|i| DeviceRow::queued(&format!("sim-{i:04}"), Some("1.0.0".into()), t(0))),
     );
-    for i in 0..10 {
-        let id = format!("sim-{i:04}");
-        store.rows.lock().unwrap().insert(
-            (ROLLOUT.into(), id.clone()),
-            DeviceRow::queued(&id, Some("1.0.0".into()), t(0)),
-        );
-    }
     for v in ["1.0.0", "2.0.0"] {
-        store
-            .artifacts
-            .lock()
-            .unwrap()
-            .insert(v.into(), artifact(v));
+        store.firmware.insert(artifact(v));
     }
     store
 }
@@ -117,7 +106,7 @@ async fn a_failure_is_retried_after_its_backoff_as_a_one_device_job() {
         outcome,
         Outcome::Rollout(Handled::Device("retry_scheduled"))
     );
-    let row = store.row(ROLLOUT, "sim-0003");
+    let row = store.table.row(ROLLOUT, "sim-0003");
     assert_eq!(
         (row.status, row.attempts),
         (DeviceStatus::RetryScheduled, 2)
@@ -157,7 +146,10 @@ async fn a_failure_is_retried_after_its_backoff_as_a_one_device_job() {
     assert!(job_id.starts_with(&format!("{ROLLOUT}_r2_")), "{job_id}");
     assert_eq!(things, &vec!["sim-0003".to_owned()]);
     assert_eq!((version.as_str(), *rollback), ("2.0.0", false));
-    assert_eq!(store.row(ROLLOUT, "sim-0003").status, DeviceStatus::Queued);
+    assert_eq!(
+        store.table.row(ROLLOUT, "sim-0003").status,
+        DeviceStatus::Queued
+    );
     // Redelivered: nothing more goes out.
     assert!(matches!(
         send(&store, message, t(46)).await,
@@ -186,10 +178,10 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
     // The abort: the job event says ABORT_CANCEL.
     let outcome = send(&store, fixture("iot-job-canceled-abort.json"), t(75)).await;
     assert_eq!(outcome, Outcome::Rollout(Handled::Job("aborted")));
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::Aborted);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::Aborted);
     for i in 8..10 {
         assert_eq!(
-            store.row(ROLLOUT, &format!("sim-{i:04}")).status,
+            store.table.row(ROLLOUT, &format!("sim-{i:04}")).status,
             DeviceStatus::Cancelled
         );
     }
@@ -200,7 +192,7 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
     assert_eq!(things.len(), 8);
     assert_eq!((version.as_str(), *rollback), ("1.0.0", true));
     assert_eq!(
-        store.row(ROLLOUT, "sim-0000").rollback,
+        store.table.row(ROLLOUT, "sim-0000").rollback,
         Some(RollbackStatus::Sent)
     );
     let kinds: Vec<RolloutEventKind> = store
@@ -239,7 +231,7 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
     );
     assert_eq!(store.jobs.lock().unwrap().len(), 2);
     assert_eq!(
-        store.row(ROLLOUT, "sim-0009").rollback,
+        store.table.row(ROLLOUT, "sim-0009").rollback,
         Some(RollbackStatus::Sent)
     );
     // The rollback job's outcome puts the registry back on 1.0.0.
@@ -247,13 +239,13 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
     send(&store, back, t(91)).await;
     assert_eq!(store.versions.lock().unwrap()["sim-0000"], "1.0.0");
     assert_eq!(
-        store.row(ROLLOUT, "sim-0000").rollback,
+        store.table.row(ROLLOUT, "sim-0000").rollback,
         Some(RollbackStatus::RolledBack)
     );
     // A retry that comes due after the abort does not go out (the abort already settled
     // its row; one that ended while the device waited is settled now).
     {
-        let mut rows = store.rows.lock().unwrap();
+        let mut rows = store.table.rows.lock().unwrap();
         let row = rows
             .get_mut(&(ROLLOUT.to_owned(), "sim-0008".to_owned()))
             .unwrap();
@@ -267,7 +259,7 @@ async fn an_abort_cancels_the_waiting_rolls_back_and_raises_the_event_for_the_al
         send(&store, due, t(95)).await,
         Outcome::Retries { handled, .. } if matches!(handled[..], [Handled::Ignored(_)])
     ));
-    let settled = store.row(ROLLOUT, "sim-0008");
+    let settled = store.table.row(ROLLOUT, "sim-0008");
     assert_eq!(
         (settled.status, settled.attempts),
         (DeviceStatus::Failed, 1)
@@ -290,23 +282,23 @@ async fn failures_past_the_threshold_abort_even_when_the_job_completed_first() {
         )
         .await;
     }
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::InProgress);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::InProgress);
     // The fifth finished device (the canary's size) fails: 1 in 5 is past 5%.
     send(&store, execution("sim-0004", ROLLOUT, "FAILED", 21), t(22)).await;
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::Aborted);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::Aborted);
     assert_eq!(
         store.cancelled_jobs.lock().unwrap().clone(),
         vec![ROLLOUT.to_owned()]
     );
-    let failed = store.row(ROLLOUT, "sim-0004");
+    let failed = store.table.row(ROLLOUT, "sim-0004");
     assert_eq!(failed.status, DeviceStatus::Failed);
     assert!(failed.reason.unwrap().contains("not retried"));
     assert_eq!(
-        store.row(ROLLOUT, "sim-0005").status,
+        store.table.row(ROLLOUT, "sim-0005").status,
         DeviceStatus::Cancelled
     );
     assert_eq!(
-        store.row(ROLLOUT, "sim-0000").rollback,
+        store.table.row(ROLLOUT, "sim-0000").rollback,
         Some(RollbackStatus::Sent)
     );
     // IoT Jobs' own cancellation event arrives after: nothing more happens.
@@ -343,7 +335,7 @@ async fn the_rollout_completes_when_its_job_has_and_no_device_is_pending() {
         t(41),
     )
     .await;
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::Completed);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::Completed);
     let last = store.events.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last.data.kind, RolloutEventKind::Completed);
     assert_eq!(last.data.counts.succeeded, 10);
@@ -386,13 +378,16 @@ async fn job_events_a_device_forges_on_its_answer_topic_change_no_rollout() {
             "{refused:?}"
         );
     }
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::InProgress);
-    assert_eq!(store.row(ROLLOUT, "sim-0004").status, DeviceStatus::Queued);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::InProgress);
+    assert_eq!(
+        store.table.row(ROLLOUT, "sim-0004").status,
+        DeviceStatus::Queued
+    );
     assert!(store.jobs.lock().unwrap().is_empty());
     assert!(store.retries.lock().unwrap().is_empty());
 
     // Positive control: the same events from IoT Jobs' own rules are believed.
     let outcome = send(&store, fixture("iot-job-canceled-abort.json"), t(75)).await;
     assert_eq!(outcome, Outcome::Rollout(Handled::Job("aborted")));
-    assert_eq!(store.status(ROLLOUT), RolloutStatus::Aborted);
+    assert_eq!(store.table.status(ROLLOUT), RolloutStatus::Aborted);
 }

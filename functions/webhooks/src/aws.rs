@@ -38,8 +38,7 @@ impl Hooks for CachedHooks {
         let hooks = self
             .table
             .all(hub_detection::webhooks_table::Secrets::Open)
-            .await
-            .map_err(|e| PortError::new("webhooks read", e))?;
+            .await?;
         *self.cache.lock().expect("cache lock") = Some((Instant::now(), hooks.clone()));
         Ok(hooks)
     }

@@ -1,9 +1,9 @@
 //! Threshold rules in the alert rules table, one item per rule, shared by the detector
 //! (which reads them all) and the API (which writes them).
 
-use aws_sdk_dynamodb::{error::DisplayErrorContext, Client};
+use aws_sdk_dynamodb::Client;
 use hub_events::Severity;
-use hub_runtime::dynamodb::{n, s, string, Item};
+use hub_runtime::dynamodb::{n, s, sdk_error, string, Item, TableError};
 
 use crate::{RuleScope, ThresholdRule};
 
@@ -22,7 +22,7 @@ pub struct BadRule {
 
 impl DynamoRules {
     /// Every rule, and the rows that could not be read as one.
-    pub async fn all(&self) -> Result<(Vec<ThresholdRule>, Vec<BadRule>), String> {
+    pub async fn all(&self) -> Result<(Vec<ThresholdRule>, Vec<BadRule>), TableError> {
         let mut rules = Vec::new();
         let mut bad = Vec::new();
         let mut pages = self
@@ -33,7 +33,7 @@ impl DynamoRules {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| DisplayErrorContext(e).to_string())?;
+            let page = page.map_err(sdk_error("rules read"))?;
             for item in page.items() {
                 match from_item(item) {
                     Ok(rule) => rules.push(rule),
@@ -47,25 +47,25 @@ impl DynamoRules {
         Ok((rules, bad))
     }
 
-    pub async fn put(&self, rule: &ThresholdRule) -> Result<(), String> {
+    pub async fn put(&self, rule: &ThresholdRule) -> Result<(), TableError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(rule)))
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("rule write"))?;
         Ok(())
     }
 
-    pub async fn delete(&self, rule_id: &str) -> Result<(), String> {
+    pub async fn delete(&self, rule_id: &str) -> Result<(), TableError> {
         self.client
             .delete_item()
             .table_name(&self.table)
             .key("rule_id", s(rule_id))
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("rule delete"))?;
         Ok(())
     }
 }

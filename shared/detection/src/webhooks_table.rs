@@ -3,11 +3,9 @@
 //! under the stack's webhook-secrets key, bound to the hook's id (encryption context),
 //! so the table alone (a backup, a scan by someone with read access) gives none away.
 
-use aws_sdk_dynamodb::{
-    error::DisplayErrorContext, primitives::Blob, types::AttributeValue, Client,
-};
+use aws_sdk_dynamodb::{primitives::Blob, types::AttributeValue, Client};
 use chrono::{DateTime, Utc};
-use hub_runtime::dynamodb::{s, string, Item};
+use hub_runtime::dynamodb::{s, sdk_error, string, Item, TableError};
 
 use crate::webhook::Webhook;
 
@@ -42,7 +40,7 @@ pub enum Secrets {
 }
 
 impl SecretSeal {
-    pub async fn seal(&self, webhook_id: &str, secret: &str) -> Result<Vec<u8>, String> {
+    pub async fn seal(&self, webhook_id: &str, secret: &str) -> Result<Vec<u8>, TableError> {
         let sealed = self
             .kms
             .encrypt()
@@ -51,14 +49,16 @@ impl SecretSeal {
             .encryption_context("webhook_id", webhook_id)
             .send()
             .await
-            .map_err(|e| aws_sdk_kms::error::DisplayErrorContext(e).to_string())?;
+            .map_err(|e| {
+                TableError::new("secret seal", aws_sdk_kms::error::DisplayErrorContext(e))
+            })?;
         sealed
             .ciphertext_blob
             .map(|b| b.into_inner())
-            .ok_or_else(|| "KMS returned no ciphertext".to_owned())
+            .ok_or_else(|| TableError::new("secret seal", "KMS returned no ciphertext"))
     }
 
-    pub async fn open(&self, webhook_id: &str, sealed: &[u8]) -> Result<String, String> {
+    pub async fn open(&self, webhook_id: &str, sealed: &[u8]) -> Result<String, TableError> {
         let opened = self
             .kms
             .decrypt()
@@ -67,11 +67,13 @@ impl SecretSeal {
             .encryption_context("webhook_id", webhook_id)
             .send()
             .await
-            .map_err(|e| aws_sdk_kms::error::DisplayErrorContext(e).to_string())?;
+            .map_err(|e| {
+                TableError::new("secret open", aws_sdk_kms::error::DisplayErrorContext(e))
+            })?;
         let plaintext = opened
             .plaintext
-            .ok_or_else(|| "KMS returned no plaintext".to_owned())?;
-        String::from_utf8(plaintext.into_inner()).map_err(|e| e.to_string())
+            .ok_or_else(|| TableError::new("secret open", "KMS returned no plaintext"))?;
+        String::from_utf8(plaintext.into_inner()).map_err(|e| TableError::new("secret open", e))
     }
 }
 
@@ -133,14 +135,17 @@ pub fn to_item(hook: &Webhook, sealed: &[u8]) -> Item {
 }
 
 impl DynamoWebhooks {
-    fn seal(&self) -> Result<&SecretSeal, String> {
-        self.secrets
-            .as_ref()
-            .ok_or_else(|| "no key for webhook secrets is configured".to_owned())
+    fn seal(&self) -> Result<&SecretSeal, TableError> {
+        self.secrets.as_ref().ok_or_else(|| {
+            TableError::new(
+                "webhook secrets",
+                "no key for webhook secrets is configured",
+            )
+        })
     }
 
     /// Every hook; with `Secrets::Open` their secrets too (one KMS call each).
-    pub async fn all(&self, secrets: Secrets) -> Result<Vec<Webhook>, String> {
+    pub async fn all(&self, secrets: Secrets) -> Result<Vec<Webhook>, TableError> {
         let mut hooks = Vec::new();
         let mut items = self
             .client
@@ -151,7 +156,7 @@ impl DynamoWebhooks {
             .items()
             .send();
         while let Some(item) = items.next().await {
-            let item = item.map_err(|e| DisplayErrorContext(e).to_string())?;
+            let item = item.map_err(sdk_error("webhooks read"))?;
             let Some((mut hook, stored)) = from_item(&item) else {
                 continue;
             };
@@ -168,7 +173,7 @@ impl DynamoWebhooks {
         Ok(hooks)
     }
 
-    pub async fn put(&self, hook: &Webhook) -> Result<(), String> {
+    pub async fn put(&self, hook: &Webhook) -> Result<(), TableError> {
         let sealed = self.seal()?.seal(&hook.webhook_id, &hook.secret).await?;
         self.client
             .put_item()
@@ -176,12 +181,12 @@ impl DynamoWebhooks {
             .set_item(Some(to_item(hook, &sealed)))
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("webhook write"))?;
         Ok(())
     }
 
     /// False if there was no such hook.
-    pub async fn delete(&self, webhook_id: &str) -> Result<bool, String> {
+    pub async fn delete(&self, webhook_id: &str) -> Result<bool, TableError> {
         let output = self
             .client
             .delete_item()
@@ -190,7 +195,7 @@ impl DynamoWebhooks {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("webhook delete"))?;
         Ok(output.attributes.is_some())
     }
 }

@@ -2,12 +2,15 @@
 //! newest first by key; JSON members are stored as JSON text. Rows expire
 //! `RETENTION_DAYS` after the command does.
 
-use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue, Client};
+use aws_sdk_dynamodb::{types::AttributeValue, Client};
 use chrono::{DateTime, Duration, Utc};
 use hub_runtime::dynamodb::{is_condition_failure, n, s, string, time, Item};
 use serde_json::Value;
 
-use crate::command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus};
+use crate::{
+    command::{apply_ack, AckOutcome, Command, CommandAck, CommandStatus},
+    tables::{sdk_error, CommandsTable, TableError},
+};
 
 pub const RETENTION_DAYS: i64 = 30;
 
@@ -75,9 +78,8 @@ fn key(device_id: &str, command_id: &str) -> Item {
     ])
 }
 
-impl DynamoCommands {
-    /// Writes a new command; false if its id is taken.
-    pub async fn put(&self, command: &Command) -> Result<bool, String> {
+impl CommandsTable for DynamoCommands {
+    async fn put(&self, command: &Command) -> Result<bool, TableError> {
         match self
             .client
             .put_item()
@@ -89,11 +91,11 @@ impl DynamoCommands {
         {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(DisplayErrorContext(err).to_string()),
+            Err(err) => Err(sdk_error("command write")(err)),
         }
     }
 
-    pub async fn get(&self, device_id: &str, command_id: &str) -> Result<Option<Command>, String> {
+    async fn get(&self, device_id: &str, command_id: &str) -> Result<Option<Command>, TableError> {
         let output = self
             .client
             .get_item()
@@ -102,17 +104,16 @@ impl DynamoCommands {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("command read"))?;
         Ok(output.item.as_ref().and_then(from_item))
     }
 
-    /// Up to `limit` of a device's commands, newest first, after the id `after`.
-    pub async fn list(
+    async fn list(
         &self,
         device_id: &str,
         limit: usize,
         after: Option<&str>,
-    ) -> Result<(Vec<Command>, Option<String>), String> {
+    ) -> Result<(Vec<Command>, Option<String>), TableError> {
         let output = self
             .client
             .query()
@@ -124,7 +125,7 @@ impl DynamoCommands {
             .set_exclusive_start_key(after.map(|id| key(device_id, id)))
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("commands read"))?;
         let commands: Vec<Command> = output.items().iter().filter_map(from_item).collect();
         let next = output
             .last_evaluated_key()
@@ -134,13 +135,12 @@ impl DynamoCommands {
         Ok((commands, next))
     }
 
-    /// Marks a command whose publish failed.
-    pub async fn set_undelivered(
+    async fn set_undelivered(
         &self,
         device_id: &str,
         command_id: &str,
         error: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), TableError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -160,18 +160,18 @@ impl DynamoCommands {
                 if is_condition_failure(&err) {
                     Ok(())
                 } else {
-                    Err(DisplayErrorContext(err).to_string())
+                    Err(sdk_error("command write")(err))
                 }
             })
     }
 
-    /// Records a device's answer if the command is sent and not expired
-    /// ([`apply_ack`]); otherwise says why not.
-    pub async fn record_ack(
+    /// The command must be sent and not expired; a refused write reads the command back
+    /// to say why.
+    async fn record_ack(
         &self,
         ack: &CommandAck,
         now: DateTime<Utc>,
-    ) -> Result<AckOutcome, String> {
+    ) -> Result<AckOutcome, TableError> {
         let mut update = self
             .client
             .update_item()
@@ -206,7 +206,7 @@ impl DynamoCommands {
                     other => other,
                 })
             }
-            Err(err) => Err(DisplayErrorContext(err).to_string()),
+            Err(err) => Err(sdk_error("command answer write")(err)),
         }
     }
 }

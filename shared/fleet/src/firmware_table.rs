@@ -1,10 +1,13 @@
 //! Firmware artifacts in their table, keyed by version.
 
-use aws_sdk_dynamodb::{error::DisplayErrorContext, Client};
+use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use hub_runtime::dynamodb::{is_condition_failure, n, number, s, string, time, Item};
 
-use crate::firmware::{Artifact, ArtifactStatus};
+use crate::{
+    firmware::{Artifact, ArtifactStatus},
+    tables::{sdk_error, FirmwareTable, TableError},
+};
 
 #[derive(Clone, Debug)]
 pub struct DynamoFirmware {
@@ -58,9 +61,8 @@ pub fn to_item(artifact: &Artifact) -> Item {
     item
 }
 
-impl DynamoFirmware {
-    /// Registers a version; false if it is taken.
-    pub async fn put(&self, artifact: &Artifact) -> Result<bool, String> {
+impl FirmwareTable for DynamoFirmware {
+    async fn put(&self, artifact: &Artifact) -> Result<bool, TableError> {
         match self
             .client
             .put_item()
@@ -72,11 +74,11 @@ impl DynamoFirmware {
         {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(DisplayErrorContext(err).to_string()),
+            Err(err) => Err(sdk_error("firmware write")(err)),
         }
     }
 
-    pub async fn get(&self, version: &str) -> Result<Option<Artifact>, String> {
+    async fn get(&self, version: &str) -> Result<Option<Artifact>, TableError> {
         let output = self
             .client
             .get_item()
@@ -85,11 +87,11 @@ impl DynamoFirmware {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
+            .map_err(sdk_error("firmware read"))?;
         Ok(output.item.as_ref().and_then(from_item))
     }
 
-    pub async fn all(&self) -> Result<Vec<Artifact>, String> {
+    async fn all(&self) -> Result<Vec<Artifact>, TableError> {
         let mut artifacts = Vec::new();
         let mut items = self
             .client
@@ -99,20 +101,20 @@ impl DynamoFirmware {
             .items()
             .send();
         while let Some(item) = items.next().await {
-            let item = item.map_err(|e| DisplayErrorContext(e).to_string())?;
+            let item = item.map_err(sdk_error("firmware read"))?;
             artifacts.extend(from_item(&item));
         }
         Ok(artifacts)
     }
 
-    /// Records the upload check, once: only a pending artifact moves, so a second upload
-    /// to the same key cannot turn a rejected artifact ready or the other way.
-    pub async fn set_checked(
+    /// Only a pending artifact moves, so a second upload to the same key cannot turn a
+    /// rejected artifact ready or the other way.
+    async fn set_checked(
         &self,
         version: &str,
         outcome: Result<(), String>,
         at: DateTime<Utc>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, TableError> {
         let (status, reason) = match outcome {
             Ok(()) => (ArtifactStatus::Ready, None),
             Err(reason) => (ArtifactStatus::Rejected, Some(reason)),
@@ -136,7 +138,7 @@ impl DynamoFirmware {
         match update.send().await {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(DisplayErrorContext(err).to_string()),
+            Err(err) => Err(sdk_error("firmware write")(err)),
         }
     }
 }

@@ -10,7 +10,12 @@ pub mod firmware;
 pub mod firmware_table;
 #[cfg(feature = "jobs")]
 pub mod jobs;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 pub mod ota;
 pub mod rollout;
 #[cfg(feature = "dynamodb")]
 pub mod rollouts_table;
+pub mod tables;
+
+pub use tables::{CommandsTable, FirmwareTable, RolloutsTable, TableError};

@@ -4,15 +4,17 @@
 //! counts always equal the rows.
 
 use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, SdkError},
     types::{AttributeValue, Put, TransactWriteItem, Update},
     Client,
 };
 use chrono::{DateTime, Utc};
 use hub_runtime::dynamodb::{flag, is_condition_failure, n, number, put, s, string, time, Item};
 
-use crate::rollout::{
-    Counts, DeviceRow, DeviceStatus, RollbackStatus, Rollout, RolloutPolicy, RolloutStatus,
+use crate::{
+    rollout::{
+        Counts, DeviceRow, DeviceStatus, RollbackStatus, Rollout, RolloutPolicy, RolloutStatus,
+    },
+    tables::{sdk_error, RolloutsTable, TableError},
 };
 
 #[derive(Clone, Debug)]
@@ -129,19 +131,16 @@ pub fn device_to_item(rollout_id: &str, row: &DeviceRow) -> Item {
     item
 }
 
-fn error<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> String {
-    DisplayErrorContext(err).to_string()
-}
-
-impl DynamoRollouts {
-    /// Stores a new rollout with its device rows; false if the id is taken.
-    pub async fn create(&self, rollout: &Rollout, rows: &[DeviceRow]) -> Result<bool, String> {
+impl RolloutsTable for DynamoRollouts {
+    async fn create(&self, rollout: &Rollout, rows: &[DeviceRow]) -> Result<bool, TableError> {
         // Rows first: the rollout is visible only once all of its devices are.
         let requests = rows
             .iter()
             .map(|row| put(device_to_item(&rollout.rollout_id, row)))
             .collect();
-        hub_runtime::dynamodb::batch_write(&self.client, &self.devices, requests).await?;
+        hub_runtime::dynamodb::batch_write(&self.client, &self.devices, requests)
+            .await
+            .map_err(|e| TableError::new("rollout devices write", e))?;
         let counts = Counts::of_rows(rows);
         match self
             .client
@@ -154,11 +153,11 @@ impl DynamoRollouts {
         {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(error(err)),
+            Err(err) => Err(sdk_error("rollout write")(err)),
         }
     }
 
-    pub async fn get(&self, rollout_id: &str) -> Result<Option<(Rollout, Counts)>, String> {
+    async fn get(&self, rollout_id: &str) -> Result<Option<(Rollout, Counts)>, TableError> {
         let output = self
             .client
             .get_item()
@@ -167,11 +166,11 @@ impl DynamoRollouts {
             .consistent_read(true)
             .send()
             .await
-            .map_err(error)?;
+            .map_err(sdk_error("rollout read"))?;
         Ok(output.item.as_ref().and_then(rollout_from_item))
     }
 
-    pub async fn all(&self) -> Result<Vec<(Rollout, Counts)>, String> {
+    async fn all(&self) -> Result<Vec<(Rollout, Counts)>, TableError> {
         let mut rollouts = Vec::new();
         let mut items = self
             .client
@@ -181,16 +180,16 @@ impl DynamoRollouts {
             .items()
             .send();
         while let Some(item) = items.next().await {
-            rollouts.extend(rollout_from_item(&item.map_err(error)?));
+            rollouts.extend(rollout_from_item(&item.map_err(sdk_error("rollout read"))?));
         }
         Ok(rollouts)
     }
 
-    pub async fn device(
+    async fn device(
         &self,
         rollout_id: &str,
         device_id: &str,
-    ) -> Result<Option<DeviceRow>, String> {
+    ) -> Result<Option<DeviceRow>, TableError> {
         let output = self
             .client
             .get_item()
@@ -200,11 +199,11 @@ impl DynamoRollouts {
             .consistent_read(true)
             .send()
             .await
-            .map_err(error)?;
+            .map_err(sdk_error("rollout device read"))?;
         Ok(output.item.as_ref().and_then(device_from_item))
     }
 
-    pub async fn devices(&self, rollout_id: &str) -> Result<Vec<DeviceRow>, String> {
+    async fn devices(&self, rollout_id: &str) -> Result<Vec<DeviceRow>, TableError> {
         let mut rows = Vec::new();
         let mut items = self
             .client
@@ -217,19 +216,20 @@ impl DynamoRollouts {
             .items()
             .send();
         while let Some(item) = items.next().await {
-            rows.extend(device_from_item(&item.map_err(error)?));
+            rows.extend(device_from_item(
+                &item.map_err(sdk_error("rollout devices read"))?,
+            ));
         }
         Ok(rows)
     }
 
-    /// Replaces `old` by `new` and moves the counters with it, if the row is still at
-    /// `old`'s revision; false if someone changed it first (read again and recompute).
-    pub async fn save_device(
+    /// One transaction: the row on its revision, and the counters it moves.
+    async fn save_device(
         &self,
         rollout_id: &str,
         old: &DeviceRow,
         new: &DeviceRow,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, TableError> {
         let mut next = new.clone();
         next.revision = old.revision + 1;
         let row = Put::builder()
@@ -238,7 +238,7 @@ impl DynamoRollouts {
             .condition_expression("revision = :revision")
             .expression_attribute_values(":revision", n(old.revision))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TableError::new("rollout device write", e))?;
         let mut items = vec![TransactWriteItem::builder().put(row).build()];
         let mut moves: Vec<(String, i64)> = Vec::new();
         if old.status != new.status {
@@ -263,7 +263,7 @@ impl DynamoRollouts {
             let update = update
                 .update_expression(format!("ADD {}", parts.join(", ")))
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| TableError::new("rollout device write", e))?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
         match self
@@ -275,19 +275,18 @@ impl DynamoRollouts {
         {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(error(err)),
+            Err(err) => Err(sdk_error("rollout device write")(err)),
         }
     }
 
-    /// Moves a rollout from `from` to `to` (with the reason); false if it was not in `from`.
-    pub async fn set_status(
+    async fn set_status(
         &self,
         rollout_id: &str,
         from: RolloutStatus,
         to: RolloutStatus,
         reason: Option<&str>,
         at: DateTime<Utc>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, TableError> {
         let mut update = self
             .client
             .update_item()
@@ -316,12 +315,11 @@ impl DynamoRollouts {
         match update.send().await {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(error(err)),
+            Err(err) => Err(sdk_error("rollout write")(err)),
         }
     }
 
-    /// Records that the rollout's own job has ended.
-    pub async fn set_job_done(&self, rollout_id: &str, at: DateTime<Utc>) -> Result<(), String> {
+    async fn set_job_done(&self, rollout_id: &str, at: DateTime<Utc>) -> Result<(), TableError> {
         self.client
             .update_item()
             .table_name(&self.rollouts)
@@ -333,6 +331,6 @@ impl DynamoRollouts {
             .send()
             .await
             .map(|_| ())
-            .map_err(error)
+            .map_err(sdk_error("rollout write"))
     }
 }

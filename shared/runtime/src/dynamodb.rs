@@ -8,6 +8,20 @@ use futures::{StreamExt as _, TryStreamExt as _};
 
 pub type Item = HashMap<String, AttributeValue>;
 
+pub use crate::TableError;
+
+/// What a DynamoDB call's failure becomes: the operation, and the SDK's whole account of
+/// the error (its display alone says only "service error").
+pub fn sdk_error<E, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> TableError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |err| TableError::new(operation, aws_sdk_dynamodb::error::DisplayErrorContext(err))
+}
+
 /// A string attribute.
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())

@@ -39,6 +39,33 @@ impl PortError {
     }
 }
 
+/// A table helper's failure: which call, and what the store said. Ports turn it into a
+/// [`PortError`] with `?`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct TableError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl TableError {
+    pub fn new(operation: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<TableError> for PortError {
+    fn from(err: TableError) -> Self {
+        PortError {
+            operation: err.operation,
+            message: err.message,
+        }
+    }
+}
+
 /// The loaded SDK configuration plus what was learned about where it points.
 #[derive(Clone, Debug)]
 pub struct AwsEnv {

@@ -29,18 +29,11 @@ fn alert(item: &Item) -> Option<AlertRecord> {
 
 impl Alerts for AwsBackend {
     async fn put_rule(&self, rule: &ThresholdRule) -> Result<(), PortError> {
-        self.rules
-            .put(rule)
-            .await
-            .map_err(|e| PortError::new("rule write", e))
+        Ok(self.rules.put(rule).await?)
     }
 
     async fn rules(&self) -> Result<Vec<ThresholdRule>, PortError> {
-        let (rules, bad) = self
-            .rules
-            .all()
-            .await
-            .map_err(|e| PortError::new("rules read", e))?;
+        let (rules, bad) = self.rules.all().await?;
         for b in bad {
             tracing::warn!(rule_id = %b.rule_id, problem = %b.problem, "unreadable rule row");
         }

@@ -1,4 +1,4 @@
-//! The IoT data plane (shadows, publish) and the commands table.
+//! The IoT data plane (shadows, publish).
 
 use aws_sdk_iotdataplane::{
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
@@ -78,51 +78,5 @@ impl DeviceData for AwsBackend {
             .await
             .map(|_| ())
             .map_err(|e| PortError::new("publish", DisplayErrorContext(e)))
-    }
-}
-
-impl Commands for AwsBackend {
-    async fn put_command(&self, command: &Command) -> Result<bool, PortError> {
-        self.commands
-            .put(command)
-            .await
-            .map_err(|e| PortError::new("command write", e))
-    }
-
-    async fn command(
-        &self,
-        device_id: &str,
-        command_id: &str,
-    ) -> Result<Option<Command>, PortError> {
-        self.commands
-            .get(device_id, command_id)
-            .await
-            .map_err(|e| PortError::new("command read", e))
-    }
-
-    async fn commands(
-        &self,
-        device_id: &str,
-        limit: usize,
-        after: Option<&str>,
-    ) -> Result<Page<Command>, PortError> {
-        let (items, next) = self
-            .commands
-            .list(device_id, limit, after)
-            .await
-            .map_err(|e| PortError::new("commands read", e))?;
-        Ok(Page { items, next })
-    }
-
-    async fn set_undelivered(
-        &self,
-        device_id: &str,
-        command_id: &str,
-        error: &str,
-    ) -> Result<(), PortError> {
-        self.commands
-            .set_undelivered(device_id, command_id, error)
-            .await
-            .map_err(|e| PortError::new("command write", e))
     }
 }

@@ -1,4 +1,4 @@
-//! Firmware artifacts: their table, and presigned uploads to the firmware bucket.
+//! Presigned uploads to the firmware bucket.
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use base64::Engine as _;
@@ -6,28 +6,7 @@ use base64::Engine as _;
 use super::AwsBackend;
 use crate::ports::*;
 
-impl FirmwareStore for AwsBackend {
-    async fn put_artifact(&self, artifact: &Artifact) -> Result<bool, PortError> {
-        self.firmware
-            .put(artifact)
-            .await
-            .map_err(|e| PortError::new("firmware write", e))
-    }
-
-    async fn artifact(&self, version: &str) -> Result<Option<Artifact>, PortError> {
-        self.firmware
-            .get(version)
-            .await
-            .map_err(|e| PortError::new("firmware read", e))
-    }
-
-    async fn artifacts(&self) -> Result<Vec<Artifact>, PortError> {
-        self.firmware
-            .all()
-            .await
-            .map_err(|e| PortError::new("firmware read", e))
-    }
-
+impl FirmwareUploads for AwsBackend {
     async fn upload_url(
         &self,
         key: &str,

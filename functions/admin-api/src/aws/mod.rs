@@ -88,6 +88,24 @@ pub struct AwsBackend {
     events: Option<(aws_sdk_kinesis::Client, String)>,
 }
 
+impl crate::ports::FleetTables for AwsBackend {
+    type Commands = DynamoCommands;
+    type Firmware = DynamoFirmware;
+    type Rollouts = DynamoRollouts;
+
+    fn commands_table(&self) -> &DynamoCommands {
+        &self.commands
+    }
+
+    fn firmware_table(&self) -> &DynamoFirmware {
+        &self.firmware
+    }
+
+    fn rollouts_table(&self) -> &DynamoRollouts {
+        &self.rollouts
+    }
+}
+
 impl AwsBackend {
     pub fn new(
         dynamodb: aws_sdk_dynamodb::Client,

@@ -1,6 +1,5 @@
-//! Rollouts: their tables, and their jobs in IoT Jobs.
+//! Rollouts' events, and their jobs in IoT Jobs.
 
-use chrono::{DateTime, Utc};
 use hub_events::{Envelope, RolloutEvent};
 use hub_fleet::jobs::document;
 
@@ -19,53 +18,7 @@ impl RolloutEvents for AwsBackend {
     }
 }
 
-impl RolloutStore for AwsBackend {
-    async fn create_rollout(
-        &self,
-        rollout: &Rollout,
-        rows: &[DeviceRow],
-    ) -> Result<bool, PortError> {
-        self.rollouts
-            .create(rollout, rows)
-            .await
-            .map_err(|e| PortError::new("rollout write", e))
-    }
-
-    async fn rollout(&self, id: &str) -> Result<Option<(Rollout, Counts)>, PortError> {
-        self.rollouts
-            .get(id)
-            .await
-            .map_err(|e| PortError::new("rollout read", e))
-    }
-
-    async fn rollouts(&self) -> Result<Vec<(Rollout, Counts)>, PortError> {
-        self.rollouts
-            .all()
-            .await
-            .map_err(|e| PortError::new("rollout read", e))
-    }
-
-    async fn rollout_devices(&self, id: &str) -> Result<Vec<DeviceRow>, PortError> {
-        self.rollouts
-            .devices(id)
-            .await
-            .map_err(|e| PortError::new("rollout devices read", e))
-    }
-
-    async fn set_rollout_status(
-        &self,
-        id: &str,
-        from: RolloutStatus,
-        to: RolloutStatus,
-        reason: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
-        self.rollouts
-            .set_status(id, from, to, reason, at)
-            .await
-            .map_err(|e| PortError::new("rollout write", e))
-    }
-
+impl RolloutJobs for AwsBackend {
     async fn start_rollout_job(
         &self,
         rollout: &Rollout,

@@ -5,23 +5,17 @@ use crate::ports::*;
 
 impl WebhookStore for AwsBackend {
     async fn put_webhook(&self, hook: &Webhook) -> Result<(), PortError> {
-        self.hooks
-            .put(hook)
-            .await
-            .map_err(|e| PortError::new("webhook write", e))
+        Ok(self.hooks.put(hook).await?)
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>, PortError> {
-        self.hooks
+        Ok(self
+            .hooks
             .all(hub_detection::webhooks_table::Secrets::Closed)
-            .await
-            .map_err(|e| PortError::new("webhooks read", e))
+            .await?)
     }
 
     async fn delete_webhook(&self, webhook_id: &str) -> Result<bool, PortError> {
-        self.hooks
-            .delete(webhook_id)
-            .await
-            .map_err(|e| PortError::new("webhook delete", e))
+        Ok(self.hooks.delete(webhook_id).await?)
     }
 }

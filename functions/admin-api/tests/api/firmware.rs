@@ -75,7 +75,7 @@ async fn firmware_is_registered_once_with_a_verified_signature_and_an_upload_url
         let reply = api.admin().post("/v1/firmware", bad).await;
         assert_error(&reply, 400, Some(field));
     }
-    assert_eq!(api.backend.firmware.lock().unwrap().len(), 1);
+    assert_eq!(api.backend.firmware.artifacts.lock().unwrap().len(), 1);
     let shown = api.viewer().get("/v1/firmware/2.1.0").await;
     assert_eq!(shown.body["version"], "2.1.0");
     assert!(shown.body.get("upload").is_none());

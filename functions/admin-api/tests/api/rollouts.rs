@@ -25,7 +25,7 @@ async fn rollouts_start_only_with_ready_firmware_for_every_device_of_the_group()
         checked_at: None,
     };
     {
-        let mut firmware = api.backend.firmware.lock().unwrap();
+        let mut firmware = api.backend.firmware.artifacts.lock().unwrap();
         for a in [
             artifact("2.0.0", "env-sensor", ArtifactStatus::Ready),
             artifact("2.1.0", "env-sensor", ArtifactStatus::PendingUpload),
