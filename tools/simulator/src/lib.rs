@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod evaluate;
 pub mod local;
+pub mod nab;
 pub mod ota;
 pub mod provision;
 pub mod run;

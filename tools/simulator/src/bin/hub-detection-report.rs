@@ -1,6 +1,8 @@
 //! `hub-detection-report`: precision and recall of the anomaly detector on a seeded
-//! simulated fleet, scored against the simulator's labelled episodes. Runs offline with the
-//! detector code the Lambda runs and its default settings (or the ones given).
+//! simulated fleet, scored against the simulator's labelled episodes; or, with `--nab`,
+//! on the Numenta Anomaly Benchmark's real labelled series with NAB's own score. Runs
+//! offline with the detector code the Lambda runs and its default settings (or the ones
+//! given).
 
 use anyhow::Result;
 use chrono::{Duration, Utc};
@@ -8,6 +10,7 @@ use clap::Parser;
 use hub_detection::{DetectorConfig, Hysteresis, ZScore};
 use hub_sim::{
     evaluate::evaluate,
+    nab,
     script::{device_type_for, script, Faults},
 };
 
@@ -46,6 +49,17 @@ struct Cli {
     /// Print the full evaluation as JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Score on the Numenta Anomaly Benchmark instead: the path of a NAB checkout
+    /// (`git clone https://github.com/numenta/NAB`).
+    #[arg(long, value_name = "DIR")]
+    nab: Option<std::path::PathBuf>,
+    /// With --nab: only these categories (all by default).
+    #[arg(long, value_delimiter = ',')]
+    nab_categories: Vec<String>,
+    /// With --nab: score a published detector's result files (e.g. windowedGaussian)
+    /// instead of this detector, and compare with the scores NAB published for it.
+    #[arg(long, value_name = "DETECTOR")]
+    nab_reference: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -63,6 +77,9 @@ fn main() -> Result<()> {
         threshold_hysteresis: hysteresis,
         ..DetectorConfig::default()
     };
+    if let Some(root) = &cli.nab {
+        return nab_report(&cli, root, &config);
+    }
     let faults = Faults {
         anomaly: cli.anomalies,
         anomaly_scale: cli.anomaly_scale,
@@ -113,6 +130,88 @@ fn main() -> Result<()> {
             s.missed,
             s.precision,
             s.recall
+        );
+    }
+    Ok(())
+}
+
+fn nab_report(cli: &Cli, root: &std::path::Path, config: &DetectorConfig) -> Result<()> {
+    let corpus = nab::Corpus::read(root, &cli.nab_categories)?;
+    let (what, detections) = match &cli.nab_reference {
+        Some(detector) => {
+            let (threshold, detections) = corpus.reference_detections(detector)?;
+            (
+                format!("{detector}'s published results at threshold {threshold}"),
+                detections,
+            )
+        }
+        None => (
+            format!(
+                "the hub's detector: z-score |z| > {}, warm-up {}, raise after {}, clear after {}",
+                cli.z_threshold, cli.warmup, cli.raise_after, cli.clear_after
+            ),
+            corpus
+                .series
+                .iter()
+                .map(|series| nab::raises(config, series))
+                .collect(),
+        ),
+    };
+    let report = nab::report(&corpus, &detections, &nab::STANDARD);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("NAB at {}, standard profile; {what}", root.display());
+    println!(
+        "{:<24} {:>5} {:>7} {:>8} {:>7} {:>10} {:>7} {:>10} {:>9}",
+        "category",
+        "files",
+        "windows",
+        "detected",
+        "recall",
+        "detections",
+        "in win",
+        "precision",
+        "NAB score"
+    );
+    let tuning = format!("tuning ({})", nab::TUNING.join(" + "));
+    let rows = report
+        .by_category
+        .iter()
+        .map(|(name, s)| (name.as_str(), s))
+        .chain([(tuning.as_str(), &report.tuning), ("all", &report.overall)]);
+    for (name, s) in rows {
+        println!(
+            "{:<24} {:>5} {:>7} {:>8} {:>7.3} {:>10} {:>7} {:>10.3} {:>9.2}",
+            name,
+            s.files,
+            s.raw.windows,
+            s.raw.windows_detected,
+            s.recall(),
+            s.raw.detections,
+            s.raw.detections_in_windows,
+            s.precision(),
+            s.normalized
+        );
+    }
+    if let Some(detector) = &cli.nab_reference {
+        let published = corpus.published_scores(detector)?;
+        let mut worst: (f64, &str) = (0.0, "");
+        let mut compared = 0;
+        for (name, file) in &report.files {
+            let Some(&expected) = published.get(name) else {
+                continue;
+            };
+            compared += 1;
+            let off = (file.score - expected).abs();
+            if off >= worst.0 {
+                worst = (off, name);
+            }
+        }
+        println!(
+            "against the {compared} per-file scores NAB published for {detector}: largest difference {:.2e} ({})",
+            worst.0, worst.1
         );
     }
     Ok(())
