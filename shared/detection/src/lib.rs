@@ -2,6 +2,7 @@
 //! state, so every rule is tested without AWS. The Lambdas load the state from DynamoDB,
 //! call these, and write it back under optimistic concurrency.
 
+pub mod adaptive;
 pub mod alert;
 pub mod detector;
 pub mod hysteresis;
@@ -15,6 +16,7 @@ pub mod welford;
 pub mod window;
 pub mod zscore;
 
+pub use adaptive::{AdaptiveConfig, AdaptiveState, AdaptiveVerdict, Model};
 pub use alert::{AlertAction, TransitionError};
 pub use detector::{observe, Detection, DetectorConfig, DetectorState, Outcome, Point};
 pub use hysteresis::{Episode, Hysteresis, Transition};

@@ -18,7 +18,9 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::NaiveDateTime;
-use hub_detection::{observe, DetectorConfig, DetectorState, Point};
+use hub_detection::{
+    observe, AdaptiveConfig, AdaptiveState, DetectorConfig, DetectorState, Point, Transition,
+};
 use serde::{Deserialize, Serialize};
 
 /// A cost matrix: what a detected window earns and what a miss and a false alarm cost.
@@ -375,6 +377,19 @@ pub fn raises(config: &DetectorConfig, series: &Series) -> Vec<bool> {
             };
             observe(config, "nab", "value", &[], &mut state, &[point]);
             !was_active && state.zscore.episode.active
+        })
+        .collect()
+}
+
+/// Where the adaptive detector ([`hub_detection::adaptive`]) raises on a series.
+pub fn adaptive_raises(config: &AdaptiveConfig, series: &Series) -> Vec<bool> {
+    let mut state = AdaptiveState::default();
+    series
+        .timestamps
+        .iter()
+        .zip(&series.values)
+        .map(|(ts, &value)| {
+            config.observe(&mut state, ts.and_utc(), value).transition == Transition::Raised
         })
         .collect()
 }

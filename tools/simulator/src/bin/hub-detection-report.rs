@@ -14,6 +14,12 @@ use hub_sim::{
     script::{device_type_for, script, Faults},
 };
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Model {
+    Deployed,
+    Adaptive,
+}
+
 #[derive(Parser)]
 #[command(
     version,
@@ -56,6 +62,11 @@ struct Cli {
     /// With --nab: only these categories (all by default).
     #[arg(long, value_delimiter = ',')]
     nab_categories: Vec<String>,
+    /// With --nab: which of the hub's detectors — the deployed z-score path, or the
+    /// adaptive detector (forgetting baseline, daily cycle, level shifts) with its
+    /// defaults.
+    #[arg(long, value_enum, default_value_t = Model::Deployed)]
+    model: Model,
     /// With --nab: score a published detector's result files (e.g. windowedGaussian)
     /// instead of this detector, and compare with the scores NAB published for it.
     #[arg(long, value_name = "DETECTOR")]
@@ -145,9 +156,20 @@ fn nab_report(cli: &Cli, root: &std::path::Path, config: &DetectorConfig) -> Res
                 detections,
             )
         }
+        None if cli.model == Model::Adaptive => {
+            let adaptive = hub_detection::AdaptiveConfig::default();
+            (
+                format!("the hub's adaptive detector, defaults: {adaptive:?}"),
+                corpus
+                    .series
+                    .iter()
+                    .map(|series| nab::adaptive_raises(&adaptive, series))
+                    .collect(),
+            )
+        }
         None => (
             format!(
-                "the hub's detector: z-score |z| > {}, warm-up {}, raise after {}, clear after {}",
+                "the hub's deployed detector: z-score |z| > {}, warm-up {}, raise after {}, clear after {}",
                 cli.z_threshold, cli.warmup, cli.raise_after, cli.clear_after
             ),
             corpus
