@@ -17,10 +17,11 @@ done
 rm -rf "$stack"
 mkdir -p "$pids" "$stack/emulator-state" "$stack/tmp" "$stack/logs" "$stack/mosquitto"
 
-hub_log "building hub-local"
+hub_log "building the workspace (a first build takes ~12 minutes on 2 cores; cargo shows its progress)"
 # The same selection as the test command builds, so features unify the same way and
-# nothing is compiled twice.
-cargo build -q --workspace --all-targets
+# nothing is compiled twice. Not quiet: on a terminal cargo draws its progress bar
+# (crates done of crates to build), elsewhere it prints a line per crate.
+cargo build --workspace --all-targets
 hub_local="$CARGO_TARGET_DIR/debug/hub-local"
 
 "$hub_local" pki-init --pki-dir "$stack/pki" --seed-file "$stack/emulator-state/iot.json"
