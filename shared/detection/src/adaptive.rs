@@ -1,16 +1,21 @@
 //! A streaming detector per series that forgets, learns daily cycles and notices level
-//! shifts, in a state of a few hundred bytes. Three views of each reading:
+//! shifts, in a state of about 2 KB (as JSON). Three views of each reading:
 //!
 //! - **level**: an exponentially weighted mean and variance (half-life in readings), so
 //!   old behaviour fades. Updates are clipped at `clip` standard deviations rather than
 //!   skipped: an outlier moves the baseline a little, a new regime moves it all the way.
-//! - **seasonal**: a mean per hour of day, weekdays and weekends apart, and the spread of
+//! - **seasonal**: a mean per hour of day (UTC), weekdays and weekends apart, and the spread of
 //!   the readings around it. It judges a reading only when it explains the series much
 //!   better than the level does (its residual variance under `seasonal_share` of the
 //!   level's), so a series without a cycle is never judged against one.
 //! - **shift**: a two-sided CUSUM of the (bounded) scores; when it crosses `cusum_h` the
 //!   series has moved, the reading counts as anomalous once, and the level re-learns from
 //!   it instead of alarming for as long as the old baseline lingers.
+//!
+//! An episode that has lasted `relearn_after` readings is taken as the series' new
+//! normal: from then on updates are neither clipped nor slow, so spread and hourly means
+//! catch up too and the episode ends instead of lasting as long as clipped updates of a
+//! long half-life would need.
 //!
 //! The verdicts go through the same hysteresis as every detection, which is what makes
 //! one episode (and one alert) of a run of anomalous readings.
@@ -38,6 +43,8 @@ pub struct AdaptiveConfig {
     /// CUSUM slack (in standard deviations per reading) and decision limit.
     pub cusum_k: f64,
     pub cusum_h: f64,
+    /// Readings of one episode after which its readings are learned unclipped and fast.
+    pub relearn_after: u32,
     pub hysteresis: Hysteresis,
 }
 
@@ -54,6 +61,7 @@ impl Default for AdaptiveConfig {
             seasonal_share: 0.3,
             cusum_k: 1.5,
             cusum_h: 12.0,
+            relearn_after: 200,
             hysteresis: Hysteresis {
                 raise_after: 2,
                 clear_after: 50,
@@ -130,6 +138,9 @@ pub struct AdaptiveState {
     pub cusum_up: f64,
     pub cusum_down: f64,
     pub episode: Episode,
+    /// Readings since the episode was raised.
+    #[serde(default)]
+    pub episode_readings: u32,
 }
 
 /// Which view judged a reading.
@@ -163,6 +174,16 @@ impl AdaptiveConfig {
         ts: DateTime<Utc>,
         value: f64,
     ) -> AdaptiveVerdict {
+        if !value.is_finite() {
+            // Not a reading (the normalizer refuses them): it must not poison the state.
+            return AdaptiveVerdict {
+                model: Model::Level,
+                score: None,
+                baseline: state.level.mean,
+                anomalous: false,
+                transition: Transition::Stay,
+            };
+        }
         if state.season.len() != SEASON_SLOTS {
             state.season = vec![SlotMean::default(); SEASON_SLOTS];
         }
@@ -211,15 +232,27 @@ impl AdaptiveConfig {
         }
         let anomalous = warm && (score.abs() > self.threshold || shifted);
 
-        let alpha = weight(self.half_life);
-        state.level.push(value, alpha, self.clip, self.warmup);
+        // An episode this long is the series' new normal: learn it whole, and fast.
+        if state.episode.active {
+            state.episode_readings = state.episode_readings.saturating_add(1);
+        } else {
+            state.episode_readings = 0;
+        }
+        let relearning = state.episode_readings >= self.relearn_after;
+        let (clip, alpha) = if relearning {
+            let fast = 1.0 / f64::from(self.relearn_after.max(1));
+            (f64::INFINITY, weight(self.half_life).max(fast))
+        } else {
+            (self.clip, weight(self.half_life))
+        };
+        state.level.push(value, alpha, clip, self.warmup);
         if hour.count >= 1 {
-            state.residual.push(residual, alpha, self.clip, self.warmup);
+            state.residual.push(residual, alpha, clip, self.warmup);
             state.residual.mean = 0.0;
         }
         let spread = state.residual.stddev();
         let residual = if state.residual.count > self.warmup && spread > 0.0 {
-            residual.clamp(-self.clip * spread, self.clip * spread)
+            residual.clamp(-clip * spread, clip * spread)
         } else {
             residual
         };
@@ -307,7 +340,10 @@ mod tests {
             |i: u64| 10.0 * (2.0 * std::f64::consts::PI * (i % day) as f64 / day as f64).sin();
         // Before a whole cycle has been seen the swing is news; after, it is normal.
         let learned = |verdicts: &[(u64, AdaptiveVerdict)]| -> Vec<u64> {
-            raises(verdicts).into_iter().filter(|&i| i >= 2 * day).collect()
+            raises(verdicts)
+                .into_iter()
+                .filter(|&i| i >= 2 * day)
+                .collect()
         };
         let normal = run((0..day * 30).map(|i| 50.0 + swing(i) + noise(i)));
         assert_eq!(learned(&normal), Vec::<u64>::new());
@@ -327,6 +363,37 @@ mod tests {
             "{raised:?}"
         );
         assert_eq!(broken[raised[0] as usize].1.model, Model::Seasonal);
+    }
+
+    #[test]
+    fn after_a_long_flat_spell_returning_noise_is_one_bounded_episode() {
+        // Flat for long enough that the spread has all but gone, then noise again.
+        let verdicts = run((0..16000).map(|i| if i < 12000 { 20.0 } else { 20.0 + noise(i) }));
+        let raised = raises(&verdicts);
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        let cleared = verdicts
+            .iter()
+            .find(|(i, v)| *i > raised[0] && v.transition == Transition::Cleared)
+            .map(|(i, _)| *i);
+        // Without re-learning, clipped updates of the long half-life keep it open ~1,400.
+        assert!(cleared.is_some_and(|c| c < 12000 + 1000), "{cleared:?}");
+    }
+
+    #[test]
+    fn a_reading_that_is_not_a_number_changes_nothing() {
+        let config = AdaptiveConfig::default();
+        let mut state = AdaptiveState::default();
+        for i in 0..500 {
+            config.observe(&mut state, at(i), 20.0 + noise(i));
+        }
+        let before = state.clone();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let verdict = config.observe(&mut state, at(500), bad);
+            assert!(!verdict.anomalous);
+        }
+        assert_eq!(state, before);
+        let verdict = config.observe(&mut state, at(500), 60.0);
+        assert!(verdict.anomalous, "{verdict:?}");
     }
 
     #[test]
