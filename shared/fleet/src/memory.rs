@@ -1,6 +1,9 @@
 //! The fleet tables in memory, for tests of the functions that share them. Each keeps
 //! the DynamoDB adapter's rules (conditional creates, compare-and-set on a row's
-//! revision, only-pending checks), so a handler test sees what the deployed table does.
+//! revision, only-pending checks, a next-page id whenever a page is full), so a handler
+//! test sees what the deployed table does. One difference: a rollout create whose id is
+//! taken changes nothing here, where the adapter has already written the device rows
+//! (ids are generated, so it does not meet one).
 
 use std::{collections::BTreeMap, sync::Mutex};
 
@@ -53,15 +56,17 @@ impl CommandsTable for MemoryCommands {
         after: Option<&str>,
     ) -> Result<(Vec<Command>, Option<String>), TableError> {
         let commands = self.commands.lock().unwrap();
-        let mut newest_first = commands
+        let newest_first = commands
             .values()
             .rev()
             .filter(|c| c.device_id == device_id)
             .filter(|c| after.is_none_or(|a| c.command_id.as_str() < a));
-        let page: Vec<Command> = newest_first.by_ref().take(limit).cloned().collect();
-        let next = newest_first
-            .next()
-            .and_then(|_| page.last().map(|c| c.command_id.clone()));
+        let page: Vec<Command> = newest_first.take(limit).cloned().collect();
+        // As a DynamoDB query with a limit: a full page names where to go on, even when
+        // nothing follows.
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|c| c.command_id.clone()))
+            .flatten();
         Ok((page, next))
     }
 
@@ -173,12 +178,14 @@ pub struct MemoryRollouts {
 impl MemoryRollouts {
     /// Stores a rollout and its rows as they are, whatever was there.
     pub fn insert(&self, rollout: Rollout, rows: impl IntoIterator<Item = DeviceRow>) {
+        // Locks taken in one order everywhere: rollouts, then rows.
         let id = rollout.rollout_id.clone();
+        let mut rollouts = self.rollouts.lock().unwrap();
         let mut table = self.rows.lock().unwrap();
         for row in rows {
             table.insert((id.clone(), row.device_id.clone()), row);
         }
-        self.rollouts.lock().unwrap().insert(id, rollout);
+        rollouts.insert(id, rollout);
     }
 
     /// The row of a device that has one (panics otherwise: for tests).
@@ -213,15 +220,18 @@ impl MemoryRollouts {
 
 impl RolloutsTable for MemoryRollouts {
     async fn create(&self, rollout: &Rollout, rows: &[DeviceRow]) -> Result<bool, TableError> {
-        if self
-            .rollouts
-            .lock()
-            .unwrap()
-            .contains_key(&rollout.rollout_id)
-        {
+        let mut rollouts = self.rollouts.lock().unwrap();
+        if rollouts.contains_key(&rollout.rollout_id) {
             return Ok(false);
         }
-        self.insert(rollout.clone(), rows.iter().cloned());
+        let mut table = self.rows.lock().unwrap();
+        for row in rows {
+            table.insert(
+                (rollout.rollout_id.clone(), row.device_id.clone()),
+                row.clone(),
+            );
+        }
+        rollouts.insert(rollout.rollout_id.clone(), rollout.clone());
         Ok(true)
     }
 

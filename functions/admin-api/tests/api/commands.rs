@@ -53,7 +53,17 @@ async fn commands_are_recorded_then_published_and_a_failed_publish_reads_undeliv
         ))
         .await;
     assert_eq!(older.body["commands"][0]["command_id"], command_id.as_str());
-    assert!(older.body["next_token"].is_null());
+    // A full page names where to go on, as a DynamoDB query does; past the end is empty.
+    let token = older.body["next_token"].as_str().unwrap().to_owned();
+    let past = api
+        .viewer()
+        .get(&format!(
+            "/v1/devices/cmd-1/commands?limit=1&next_token={token}"
+        ))
+        .await
+        .expect_status(200);
+    assert_eq!(past.body["commands"], json!([]));
+    assert!(past.body["next_token"].is_null());
 
     let one = api
         .viewer()
