@@ -37,6 +37,8 @@ fn detected(device: &str, ts: &str, window_start: &str, value: f64) -> Envelope<
             value,
             kind: DetectionKind::Threshold,
             score: None,
+            model: None,
+            baseline: None,
             rule_id: Some("hot".into()),
             rule: Some("temperature > 80".into()),
             severity: Severity::Critical,

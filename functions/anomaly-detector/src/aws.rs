@@ -1,24 +1,24 @@
 //! The detector's ports over DynamoDB and Kinesis.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use aws_sdk_dynamodb::{
-    error::{DisplayErrorContext, SdkError},
-    operation::transact_write_items::TransactWriteItemsError,
-    types::{Put, TransactWriteItem},
+    error::DisplayErrorContext,
+    primitives::Blob,
+    types::{AttributeValue, Put, TransactWriteItem},
 };
 use chrono::{DateTime, TimeZone, Utc};
 use hub_detection::{rules_table::DynamoRules, Aggregate, DetectorState, ThresholdRule, Welford};
-use hub_runtime::dynamodb::{batch_get, key, n, number, s, string, Item};
+use hub_runtime::dynamodb::{
+    batch_get, batch_write, is_condition_failure, key, n, number, put, s, string, Item,
+};
 use tracing::warn;
 
-use crate::ports::{
-    Commit, Committed, Detections, Loaded, PortError, Rules, SeriesStore, Versioned,
-};
+use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
 
 /// The rules table, read at most once per `ttl`; the cache lives across invocations.
 pub struct CachedRules {
@@ -57,6 +57,8 @@ pub struct DynamoSeries {
     pub client: aws_sdk_dynamodb::Client,
     pub state_table: String,
     pub aggregates_table: String,
+    /// How long a window's aggregate is kept after the window ends (its TTL).
+    pub aggregates_retention: chrono::Duration,
 }
 
 fn window_key(series: &str, start: DateTime<Utc>) -> Item {
@@ -87,131 +89,179 @@ fn aggregate_of(item: &Item) -> Option<(DateTime<Utc>, Versioned<Aggregate>)> {
     ))
 }
 
-/// A put that succeeds only if the item is still at `version` (0: absent).
+/// The condition that `item` is still at `version` (0: absent): expression and values.
+fn at_version(key_name: &str, version: u64) -> (String, Option<Item>) {
+    if version == 0 {
+        (format!("attribute_not_exists({key_name})"), None)
+    } else {
+        (
+            "version = :read".to_owned(),
+            Some(Item::from([(":read".to_owned(), n(version))])),
+        )
+    }
+}
+
+/// A transaction put that succeeds only if the item is still at `version`.
 fn versioned_put(table: &str, key_name: &str, mut item: Item, version: u64) -> TransactWriteItem {
     item.insert("version".into(), n(version + 1));
-    let put = Put::builder().table_name(table).set_item(Some(item));
-    let put = if version == 0 {
-        put.condition_expression(format!("attribute_not_exists({key_name})"))
-    } else {
-        put.condition_expression("version = :read")
-            .expression_attribute_values(":read", n(version))
-    };
-    TransactWriteItem::builder()
-        .put(put.build().expect("table and item are set"))
+    let (condition, values) = at_version(key_name, version);
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_values(values)
         .build()
+        .expect("table and item are set");
+    TransactWriteItem::builder().put(put).build()
+}
+
+impl DynamoSeries {
+    fn window_item(
+        &self,
+        series: &str,
+        start: DateTime<Utc>,
+        aggregate: &Aggregate,
+        width_ms: i64,
+    ) -> Item {
+        let mut item = window_key(series, start);
+        if let Some(stats) = aggregate.summary() {
+            item.insert("avg".to_owned(), n(stats.avg));
+            item.insert("stddev".to_owned(), n(stats.stddev));
+        }
+        let end_ms = start.timestamp_millis() + width_ms;
+        let expires_at = end_ms / 1000 + self.aggregates_retention.num_seconds();
+        item.extend(HashMap::from([
+            ("window_end".to_owned(), n(end_ms)),
+            ("expires_at".to_owned(), n(expires_at)),
+            ("count".to_owned(), n(aggregate.stats.count)),
+            ("mean".to_owned(), n(aggregate.stats.mean)),
+            ("m2".to_owned(), n(aggregate.stats.m2)),
+            ("min".to_owned(), n(aggregate.min)),
+            ("max".to_owned(), n(aggregate.max)),
+        ]));
+        item
+    }
+
+    fn state_item(series: &str, state: &DetectorState) -> Item {
+        Item::from([
+            ("series".to_owned(), s(series)),
+            (
+                "state".to_owned(),
+                AttributeValue::B(Blob::new(state.encode())),
+            ),
+            ("updated_at".to_owned(), s(Utc::now().to_rfc3339())),
+        ])
+    }
+}
+
+/// A stored state; one that is not readable (another format) is re-learned from scratch,
+/// loudly: it is derived from the readings, which are kept elsewhere.
+fn state_of(series: &str, item: &Item) -> DetectorState {
+    let decoded = match item.get("state") {
+        Some(AttributeValue::B(bytes)) => {
+            DetectorState::decode(bytes.as_ref()).map_err(|e| e.to_string())
+        }
+        _ => Err("no binary state attribute".to_owned()),
+    };
+    decoded.unwrap_or_else(|problem| {
+        warn!(%series, %problem, "detector state re-learned");
+        DetectorState::default()
+    })
 }
 
 impl SeriesStore for DynamoSeries {
     async fn load_many(
         &self,
-        requests: &[(String, Vec<DateTime<Utc>>)],
-    ) -> Result<HashMap<String, Loaded>, PortError> {
-        let state_keys = requests
+        series: &[String],
+    ) -> Result<HashMap<String, Versioned<DetectorState>>, PortError> {
+        let keys = series.iter().map(|name| key("series", name)).collect();
+        let items = batch_get(&self.client, &self.state_table, keys)
+            .await
+            .map_err(|e| PortError::new("detector state read", e))?;
+        Ok(items
             .iter()
-            .map(|(series, _)| key("series", series))
-            .collect();
-        let window_keys = requests
+            .filter_map(|item| {
+                let series = string(item, "series")?;
+                let value = state_of(&series, item);
+                let version = number(item, "version").unwrap_or(0);
+                Some((series, Versioned { value, version }))
+            })
+            .collect())
+    }
+
+    async fn load_windows(
+        &self,
+        series: &str,
+        starts: &[DateTime<Utc>],
+    ) -> Result<BTreeMap<DateTime<Utc>, Versioned<Aggregate>>, PortError> {
+        let keys = starts
             .iter()
-            .flat_map(|(series, windows)| windows.iter().map(|start| window_key(series, *start)))
+            .map(|start| window_key(series, *start))
             .collect();
-        let (states, windows) = futures::try_join!(
-            batch_get(&self.client, &self.state_table, state_keys),
-            batch_get(&self.client, &self.aggregates_table, window_keys),
-        )
-        .map_err(|e| PortError::new("detector state read", e))?;
-        let mut loaded: HashMap<String, Loaded> = requests
-            .iter()
-            .map(|(series, _)| (series.clone(), Loaded::default()))
-            .collect();
-        for item in &states {
-            let Some(series) = string(item, "series") else {
-                continue;
-            };
-            let value = string(item, "state")
-                .and_then(|json| serde_json::from_str::<DetectorState>(&json).ok())
-                .ok_or_else(|| {
-                    PortError::new(
-                        "detector state read",
-                        format!("{series}: state is not readable"),
-                    )
-                })?;
-            if let Some(entry) = loaded.get_mut(&series) {
-                entry.state = Versioned {
-                    value,
-                    version: number(item, "version").unwrap_or(0),
-                };
-            }
-        }
-        for item in &windows {
-            let (Some(series), Some((start, aggregate))) =
-                (string(item, "series"), aggregate_of(item))
-            else {
-                continue;
-            };
-            if let Some(entry) = loaded.get_mut(&series) {
-                entry.windows.insert(start, aggregate);
-            }
-        }
-        Ok(loaded)
+        let items = batch_get(&self.client, &self.aggregates_table, keys)
+            .await
+            .map_err(|e| PortError::new("aggregates read", e))?;
+        Ok(items.iter().filter_map(aggregate_of).collect())
     }
 
     async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
-        let state_json = serde_json::to_string(&commit.state.value)
-            .map_err(|e| PortError::new("detector state write", e))?;
-        let mut writes = vec![versioned_put(
-            &self.state_table,
-            "series",
-            Item::from([
-                ("series".to_owned(), s(series)),
-                ("state".to_owned(), s(state_json)),
-                ("updated_at".to_owned(), s(Utc::now().to_rfc3339())),
-            ]),
-            commit.state.version,
-        )];
-        for (start, window) in &commit.windows {
-            let mut item = window_key(series, *start);
-            let aggregate = &window.value;
-            if let Some(stats) = aggregate.summary() {
-                item.insert("avg".to_owned(), n(stats.avg));
-                item.insert("stddev".to_owned(), n(stats.stddev));
-            }
-            item.extend(HashMap::from([
-                (
-                    "window_end".to_owned(),
-                    n(start.timestamp_millis() + commit.window_width_ms),
-                ),
-                ("count".to_owned(), n(aggregate.stats.count)),
-                ("mean".to_owned(), n(aggregate.stats.mean)),
-                ("m2".to_owned(), n(aggregate.stats.m2)),
-                ("min".to_owned(), n(aggregate.min)),
-                ("max".to_owned(), n(aggregate.max)),
-            ]));
-            writes.push(versioned_put(
-                &self.aggregates_table,
-                "window_start",
-                item,
-                window.version,
-            ));
+        if !commit.closed.is_empty() {
+            // Complete windows, stored as they are: a redo writes the same values. Version
+            // 1, so late readings merge into them under the same check as any window.
+            let writes = commit
+                .closed
+                .iter()
+                .map(|(start, aggregate)| {
+                    let mut item =
+                        self.window_item(series, *start, aggregate, commit.window_width_ms);
+                    item.insert("version".to_owned(), n(1));
+                    put(item)
+                })
+                .collect();
+            batch_write(&self.client, &self.aggregates_table, writes)
+                .await
+                .map_err(|e| PortError::new("aggregates write", e))?;
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Committed::Yes),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
-            {
-                Ok(Committed::Conflict)
+        let state = Self::state_item(series, &commit.state.value);
+        let version = commit.state.version;
+        let written = if commit.late.is_empty() {
+            // The usual case: one conditional put of one item.
+            let mut item = state;
+            item.insert("version".into(), n(version + 1));
+            let (condition, values) = at_version("series", version);
+            self.client
+                .put_item()
+                .table_name(&self.state_table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(values)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (is_condition_failure(&e), DisplayErrorContext(e).to_string()))
+        } else {
+            let mut writes = vec![versioned_put(&self.state_table, "series", state, version)];
+            for (start, window) in &commit.late {
+                let item = self.window_item(series, *start, &window.value, commit.window_width_ms);
+                writes.push(versioned_put(
+                    &self.aggregates_table,
+                    "window_start",
+                    item,
+                    window.version,
+                ));
             }
-            Err(e) => Err(PortError::new(
-                "detector state write",
-                DisplayErrorContext(e),
-            )),
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (is_condition_failure(&e), DisplayErrorContext(e).to_string()))
+        };
+        match written {
+            Ok(()) => Ok(Committed::Yes),
+            Err((true, _)) => Ok(Committed::Conflict),
+            Err((false, error)) => Err(PortError::new("detector state write", error)),
         }
     }
 }

@@ -6,7 +6,7 @@ use anomaly_detector::{
     aws::{CachedRules, DynamoSeries, KinesisDetections},
     handler::AnomalyDetector,
 };
-use hub_detection::{rules_table::DynamoRules, DetectorConfig, Hysteresis, ZScore};
+use hub_detection::{rules_table::DynamoRules, AdaptiveConfig, DetectorConfig, Hysteresis};
 use hub_runtime::{config, stream, AwsEnv};
 use lambda_runtime::Error;
 
@@ -15,10 +15,8 @@ async fn main() -> Result<(), Error> {
     hub_runtime::init_json_tracing();
     let aws = AwsEnv::load().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws.sdk);
-    let hysteresis = Hysteresis {
-        raise_after: config::or("RAISE_AFTER_POINTS", 2)?,
-        clear_after: config::or("CLEAR_AFTER_POINTS", 3)?,
-    };
+    let raise_after = config::or("RAISE_AFTER_POINTS", 2)?;
+    let defaults = AdaptiveConfig::default();
     let detector = AnomalyDetector {
         rules: CachedRules::new(
             DynamoRules {
@@ -31,18 +29,32 @@ async fn main() -> Result<(), Error> {
             client: dynamodb,
             state_table: config::required("DETECTOR_STATE_TABLE")?,
             aggregates_table: config::required("AGGREGATES_TABLE")?,
+            aggregates_retention: chrono::Duration::days(config::or(
+                "AGGREGATE_RETENTION_DAYS",
+                400,
+            )?),
         },
         detections: KinesisDetections {
             client: aws_sdk_kinesis::Client::new(&aws.sdk),
             stream: config::required("ANOMALY_STREAM")?,
         },
         config: DetectorConfig {
-            zscore: ZScore {
-                threshold: config::or("Z_SCORE_THRESHOLD", 4.0)?,
-                warmup: config::or("Z_SCORE_WARMUP", 30)?,
-                hysteresis,
+            anomaly: AdaptiveConfig {
+                threshold: config::or("ANOMALY_THRESHOLD", defaults.threshold)?,
+                warmup: config::or("ANOMALY_WARMUP", defaults.warmup)?,
+                hysteresis: Hysteresis {
+                    raise_after,
+                    clear_after: config::or(
+                        "ANOMALY_CLEAR_AFTER_POINTS",
+                        defaults.hysteresis.clear_after,
+                    )?,
+                },
+                ..defaults
             },
-            threshold_hysteresis: hysteresis,
+            threshold_hysteresis: Hysteresis {
+                raise_after,
+                clear_after: config::or("CLEAR_AFTER_POINTS", 3)?,
+            },
             window: chrono::Duration::seconds(config::or("WINDOW_SECONDS", 300)?),
             ..DetectorConfig::default()
         },

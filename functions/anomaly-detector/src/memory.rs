@@ -1,8 +1,8 @@
 //! In-memory ports for unit tests of the batch logic, with the same version checks as the
-//! DynamoDB transaction.
+//! DynamoDB writes.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU32, Ordering},
         Mutex,
@@ -12,9 +12,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use hub_detection::{Aggregate, DetectorState, ThresholdRule};
 
-use crate::ports::{
-    Commit, Committed, Detections, Loaded, PortError, Rules, SeriesStore, Versioned,
-};
+use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
 
 #[derive(Default)]
 pub struct MemoryRules(pub Vec<ThresholdRule>);
@@ -39,26 +37,41 @@ pub struct MemorySeries {
 impl SeriesStore for MemorySeries {
     async fn load_many(
         &self,
-        requests: &[(String, Vec<DateTime<Utc>>)],
-    ) -> Result<HashMap<String, Loaded>, PortError> {
+        series: &[String],
+    ) -> Result<HashMap<String, Versioned<DetectorState>>, PortError> {
         let states = self.states.lock().unwrap();
-        let stored = self.windows.lock().unwrap();
-        Ok(requests
+        Ok(series
             .iter()
-            .map(|(series, windows)| {
-                let state = states.get(series).cloned().unwrap_or_default();
-                let windows = windows
-                    .iter()
-                    .filter_map(|start| {
-                        Some((*start, stored.get(&(series.clone(), *start))?.clone()))
-                    })
-                    .collect();
-                (series.clone(), Loaded { state, windows })
-            })
+            .filter_map(|name| Some((name.clone(), states.get(name)?.clone())))
+            .collect())
+    }
+
+    async fn load_windows(
+        &self,
+        series: &str,
+        starts: &[DateTime<Utc>],
+    ) -> Result<BTreeMap<DateTime<Utc>, Versioned<Aggregate>>, PortError> {
+        let stored = self.windows.lock().unwrap();
+        Ok(starts
+            .iter()
+            .filter_map(|start| Some((*start, stored.get(&(series.to_owned(), *start))?.clone())))
             .collect())
     }
 
     async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
+        // Closed windows are stored before the state is checked, as over DynamoDB.
+        {
+            let mut windows = self.windows.lock().unwrap();
+            for (start, aggregate) in &commit.closed {
+                windows.insert(
+                    (series.to_owned(), *start),
+                    Versioned {
+                        value: *aggregate,
+                        version: 1,
+                    },
+                );
+            }
+        }
         if self
             .conflicts_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -73,13 +86,13 @@ impl SeriesStore for MemorySeries {
         let mut states = self.states.lock().unwrap();
         let mut windows = self.windows.lock().unwrap();
         let current = states.get(series).map_or(0, |s| s.version);
-        let windows_match = commit.windows.iter().all(|(start, w)| {
+        let late_match = commit.late.iter().all(|(start, w)| {
             windows
                 .get(&(series.to_owned(), *start))
                 .map_or(0, |s| s.version)
                 == w.version
         });
-        if current != commit.state.version || !windows_match {
+        if current != commit.state.version || !late_match {
             return Ok(Committed::Conflict);
         }
         states.insert(
@@ -89,7 +102,7 @@ impl SeriesStore for MemorySeries {
                 version: current + 1,
             },
         );
-        for (start, w) in &commit.windows {
+        for (start, w) in &commit.late {
             windows.insert(
                 (series.to_owned(), *start),
                 Versioned {

@@ -22,19 +22,17 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
-/// A series' state and the aggregates of the windows a batch touches.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Loaded {
-    pub state: Versioned<DetectorState>,
-    pub windows: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
-}
-
-/// What to write for a series: every part conditioned on the version it was read at.
+/// What to write for a series once a batch has been applied to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
+    /// The new state (its open window with it), conditioned on the version it was read at.
     pub state: Versioned<DetectorState>,
-    /// Merged aggregates by window start, with the version each was read at.
-    pub windows: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
+    /// Windows the series moved past, complete: stored as they are before the state, so a
+    /// redo after a failed state write stores the same values again.
+    pub closed: Vec<(DateTime<Utc>, Aggregate)>,
+    /// Stored windows with a device's late readings merged in, with the version each was
+    /// read at: written together with the state, or not at all.
+    pub late: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
     pub window_width_ms: i64,
 }
 
@@ -46,12 +44,18 @@ pub enum Committed {
 }
 
 pub trait SeriesStore {
-    /// The state of each series and the stored aggregates of the given windows, in as few
-    /// round trips as the store allows. Series never written come back empty (version 0).
+    /// The state of each series in as few round trips as the store allows. Series never
+    /// written come back empty (version 0).
     fn load_many(
         &self,
-        requests: &[(String, Vec<DateTime<Utc>>)],
-    ) -> impl Future<Output = Result<HashMap<String, Loaded>, PortError>> + Send;
+        series: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Versioned<DetectorState>>, PortError>> + Send;
+    /// Stored aggregates of the given windows (absent ones are left out).
+    fn load_windows(
+        &self,
+        series: &str,
+        starts: &[DateTime<Utc>],
+    ) -> impl Future<Output = Result<BTreeMap<DateTime<Utc>, Versioned<Aggregate>>, PortError>> + Send;
     fn commit(
         &self,
         series: &str,

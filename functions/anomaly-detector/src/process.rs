@@ -6,21 +6,20 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use hub_detection::{
     detector::{observe, Detection, DetectorConfig, Point},
-    window_of, ThresholdRule,
+    window_of, DetectorState, ThresholdRule,
 };
 use hub_events::{AnomalyDetected, Envelope, NormalizedTelemetry};
 use hub_runtime::stream::StreamRecord;
 use tracing::warn;
 
-use crate::ports::{
-    Commit, Committed, Detections, Loaded, PortError, Rules, SeriesStore, Versioned,
-};
+use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
 
 /// Series worked on at once.
 const CONCURRENCY: usize = 16;
 /// Attempts at a series before the batch is failed (and retried by the event source).
 const ATTEMPTS: u32 = 8;
-/// Windows in one transaction (DynamoDB allows 100 items, the state is one of them).
+/// Windows a chunk of a series' points may touch: late readings' windows are written in
+/// one transaction with the state (DynamoDB allows 100 items).
 const MAX_WINDOWS_PER_COMMIT: usize = 50;
 pub const SOURCE: &str = "anomaly-detector";
 /// Namespace of detection event ids, which are derived from what caused them so that a
@@ -101,19 +100,13 @@ pub async fn process<R: Rules, S: SeriesStore + Sync, D: Detections + Sync>(
         return Ok(summary);
     }
     let rules = ports.rules.rules().await?;
-    // Every series' state and first windows in a few batched reads; a series goes back to
-    // the store on its own only for later chunks or after a conflict.
-    let requests: Vec<(String, Vec<DateTime<Utc>>)> = batch
-        .iter()
-        .map(|((device_id, metric), series)| {
-            let first = chunks(&series.points, config)
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            (series_key(device_id, metric), windows_of(first, config))
-        })
+    // Every series' state in a few batched reads; a series goes back to the store on its
+    // own only for later chunks or after a conflict.
+    let keys: Vec<String> = batch
+        .keys()
+        .map(|(device_id, metric)| series_key(device_id, metric))
         .collect();
-    let mut preloaded = ports.series.load_many(&requests).await?;
+    let mut preloaded = ports.series.load_many(&keys).await?;
     let results: Vec<Summary> =
         futures::stream::iter(batch)
             .map(|((device_id, metric), series)| {
@@ -149,7 +142,7 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
     metric: &str,
     rules: &[&ThresholdRule],
     series: Series,
-    mut preloaded: Option<Loaded>,
+    mut preloaded: Option<Versioned<DetectorState>>,
 ) -> Result<Summary, PortError> {
     let key = series_key(device_id, metric);
     let mut summary = Summary {
@@ -157,7 +150,6 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
         ..Summary::default()
     };
     for chunk in chunks(&series.points, config) {
-        let windows = windows_of(chunk, config);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -165,14 +157,14 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
                 Some(loaded) => loaded,
                 None => ports
                     .series
-                    .load_many(&[(key.clone(), windows.clone())])
+                    .load_many(std::slice::from_ref(&key))
                     .await?
                     .remove(&key)
                     .unwrap_or_default(),
             };
-            let mut state = loaded.state.value.clone();
+            let mut state = loaded.value.clone();
             let outcome = observe(config, device_id, metric, rules, &mut state, chunk);
-            if outcome.windows.is_empty() {
+            if outcome.applied == 0 {
                 // Every point was applied before: a redelivery.
                 summary.already_applied += outcome.already_applied as u64;
                 break;
@@ -188,18 +180,23 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
             if !events.is_empty() {
                 ports.detections.emit(events).await?;
             }
-            let mut merged = BTreeMap::new();
-            for (start, aggregate) in &outcome.windows {
-                let mut stored = loaded.windows.get(start).cloned().unwrap_or_default();
-                stored.value.merge(aggregate);
-                merged.insert(*start, stored);
+            let mut late = BTreeMap::new();
+            if !outcome.late.is_empty() {
+                let starts: Vec<DateTime<Utc>> = outcome.late.keys().copied().collect();
+                let mut stored = ports.series.load_windows(&key, &starts).await?;
+                for (start, aggregate) in &outcome.late {
+                    let mut window = stored.remove(start).unwrap_or_default();
+                    window.value.merge(aggregate);
+                    late.insert(*start, window);
+                }
             }
             let commit = Commit {
                 state: Versioned {
                     value: state,
-                    version: loaded.state.version,
+                    version: loaded.version,
                 },
-                windows: merged,
+                closed: outcome.closed,
+                late,
                 window_width_ms: config.window.num_milliseconds(),
             };
             match ports.series.commit(&key, &commit).await? {
@@ -226,18 +223,8 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
     Ok(summary)
 }
 
-/// The distinct windows of `points`, in order.
-fn windows_of(points: &[Point], config: &DetectorConfig) -> Vec<DateTime<Utc>> {
-    points
-        .iter()
-        .map(|p| window_of(p.ts, config.window).start)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 /// Consecutive runs of points that touch at most `MAX_WINDOWS_PER_COMMIT` windows each, so
-/// every commit fits in one transaction.
+/// a commit with late readings fits in one transaction.
 fn chunks<'p>(points: &'p [Point], config: &DetectorConfig) -> Vec<&'p [Point]> {
     let mut chunks = Vec::new();
     let (mut start, mut windows) = (0, BTreeSet::new());

@@ -8,7 +8,7 @@ use anomaly_detector::{
     process::{process, Ports, Summary},
 };
 use chrono::{DateTime, Duration, Utc};
-use hub_detection::{DetectorConfig, Hysteresis, RuleScope, ThresholdRule, ZScore};
+use hub_detection::{AdaptiveConfig, DetectorConfig, Hysteresis, RuleScope, ThresholdRule};
 use hub_events::{
     AnomalyCleared, AnomalyDetected, DeviceContext, Envelope, NormalizedTelemetry, Severity,
 };
@@ -24,10 +24,10 @@ fn config() -> DetectorConfig {
         clear_after: 3,
     };
     DetectorConfig {
-        zscore: ZScore {
-            threshold: 4.0,
+        anomaly: AdaptiveConfig {
             warmup: 10,
             hysteresis,
+            ..AdaptiveConfig::default()
         },
         threshold_hysteresis: hysteresis,
         ..DetectorConfig::default()
@@ -189,27 +189,59 @@ async fn a_redelivered_batch_emits_nothing_and_counts_nothing_twice() {
     f.run(&records).await;
     let events = f.detections.events.lock().unwrap().len();
     let windows = f.series.windows.lock().unwrap().clone();
+    let states = f.series.states.lock().unwrap().clone();
     let again = f.run(&records).await;
     assert_eq!(again.already_applied, 28);
     assert_eq!(again.detections, 0);
     assert_eq!(f.detections.events.lock().unwrap().len(), events);
     assert_eq!(*f.series.windows.lock().unwrap(), windows);
+    assert_eq!(*f.series.states.lock().unwrap(), states);
 }
 
 #[tokio::test]
-async fn aggregates_are_per_window_and_merge_across_batches() {
+async fn a_window_is_stored_when_the_series_moves_past_it_and_the_open_one_rides_in_the_state() {
     let f = Fixture::new(vec![]);
     let values: Vec<f64> = (0..40).map(f64::from).collect();
     let records = readings("d1", "env-sensor", &values, 100);
     // Two batches, split inside the first window.
     f.run(&records[..25]).await;
+    assert!(f.series.windows.lock().unwrap().is_empty());
     f.run(&records[25..]).await;
     let windows = f.series.windows.lock().unwrap();
     let first = &windows[&("d1#temperature".to_owned(), start())].value;
-    let second = &windows[&("d1#temperature".to_owned(), start() + Duration::minutes(5))].value;
-    let (a, b) = (first.summary().unwrap(), second.summary().unwrap());
+    let a = first.summary().unwrap();
     assert_eq!((a.count, a.min, a.max, a.avg), (30, 0.0, 29.0, 14.5));
+    assert_eq!(windows.len(), 1);
+    let states = f.series.states.lock().unwrap();
+    let open = states["d1#temperature"].value.open_window.unwrap();
+    assert_eq!(open.start, start() + Duration::minutes(5));
+    let b = open.aggregate.summary().unwrap();
     assert_eq!((b.count, b.min, b.max), (10, 30.0, 39.0));
+}
+
+#[tokio::test]
+async fn late_readings_merge_into_their_stored_window_once() {
+    let f = Fixture::new(vec![]);
+    let values: Vec<f64> = (0..40).map(f64::from).collect();
+    let records = readings("d1", "env-sensor", &values, 100);
+    f.run(&records).await;
+    // A reading of the first window arrives after the series moved on, then again.
+    let mut late = readings("d1", "env-sensor", &[100.0], 200);
+    f.run(&late).await;
+    f.run(&late).await;
+    let key = ("d1#temperature".to_owned(), start());
+    let stored = f.series.windows.lock().unwrap()[&key].clone();
+    let stats = stored.value.summary().unwrap();
+    assert_eq!((stats.count, stats.max), (31, 100.0));
+    assert_eq!(stored.version, 2);
+    // A conflict on the late path redoes the merge from what is stored, not twice.
+    late = readings("d1", "env-sensor", &[-5.0], 300);
+    f.series.conflicts_to_inject.store(1, Ordering::SeqCst);
+    let summary = f.run(&late).await;
+    assert_eq!(summary.conflicts, 1);
+    let stored = f.series.windows.lock().unwrap()[&key].clone();
+    let stats = stored.value.summary().unwrap();
+    assert_eq!((stats.count, stats.min), (32, -5.0));
 }
 
 #[tokio::test]
@@ -218,14 +250,9 @@ async fn a_conflicting_writer_makes_the_series_redo_not_double() {
     f.series.conflicts_to_inject.store(2, Ordering::SeqCst);
     let summary = f.run(&readings("d1", "env-sensor", &episode(), 100)).await;
     assert_eq!(summary.conflicts, 2);
-    let windows = f.series.windows.lock().unwrap();
-    assert_eq!(
-        windows[&("d1#temperature".to_owned(), start())]
-            .value
-            .stats
-            .count,
-        28
-    );
+    let states = f.series.states.lock().unwrap();
+    let open = states["d1#temperature"].value.open_window.unwrap();
+    assert_eq!(open.aggregate.stats.count, 28);
     // Detections of the refused attempts went out again with the same ids.
     let detected = f.detected();
     let ids: std::collections::BTreeSet<&str> = detected.iter().map(|e| e.id.as_str()).collect();

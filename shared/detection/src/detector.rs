@@ -1,7 +1,8 @@
-//! One device#metric series through the detector: z-score and every threshold rule that
-//! watches it, each with its own hysteresis; the readings' window aggregates; and what to
-//! tell the alert dispatcher. Pure: the caller loads the state, calls `observe`, and writes
-//! the new state back (with the aggregates, atomically) under optimistic concurrency.
+//! One device#metric series through the detector: the adaptive model and every threshold
+//! rule that watches it, each with its own hysteresis; the aggregate of the window the
+//! series is in; and what to tell the alert dispatcher. Pure: the caller loads the state,
+//! calls `observe`, and writes the new state back with one conditional put (the open
+//! window travels in it), storing the windows the series has moved past as they are.
 
 use std::collections::BTreeMap;
 
@@ -10,14 +11,16 @@ use hub_events::{AnomalyCleared, AnomalyDetected, DetectionKind, Severity, Windo
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    window_of, Aggregate, Episode, Hysteresis, SeriesState, ThresholdRule, Transition, ZScore,
+    window_of, AdaptiveConfig, AdaptiveState, Aggregate, Episode, Hysteresis, ThresholdRule,
+    Transition,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectorConfig {
-    pub zscore: ZScore,
-    /// Severity of z-score detections (threshold rules carry their own).
-    pub zscore_severity: Severity,
+    /// The statistical model every series is judged by (its detections are `z_score`).
+    pub anomaly: AdaptiveConfig,
+    /// Severity of model detections (threshold rules carry their own).
+    pub anomaly_severity: Severity,
     /// Hysteresis of threshold rules.
     pub threshold_hysteresis: Hysteresis,
     /// Width of the aggregate windows and of the alert windows episodes begin in.
@@ -27,8 +30,8 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
-            zscore: ZScore::default(),
-            zscore_severity: Severity::Warning,
+            anomaly: AdaptiveConfig::default(),
+            anomaly_severity: Severity::Warning,
             threshold_hysteresis: Hysteresis::default(),
             window: Duration::minutes(5),
         }
@@ -39,27 +42,61 @@ impl Default for DetectorConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpisodeState {
     pub episode: Episode,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
     /// Time of the first reading of the current run of anomalous readings: an episode
     /// belongs to the window its run began in, whichever reading raises it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_start: Option<DateTime<Utc>>,
 }
 
-/// Everything the detector keeps about one device#metric.
+/// The aggregate window a series is in.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenWindow {
+    pub start: DateTime<Utc>,
+    pub aggregate: Aggregate,
+}
+
+/// Everything the detector keeps about one device#metric. Stored compactly (see
+/// [`DetectorState::encode`]): no field may be skipped when serialized.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectorState {
-    pub zscore: SeriesState,
-    #[serde(default)]
-    pub zscore_episode: EpisodeState,
+    pub anomaly: AdaptiveState,
+    pub anomaly_episode: EpisodeState,
     /// Threshold episodes by rule id.
-    #[serde(default)]
     pub rules: BTreeMap<String, EpisodeState>,
     /// Stream position of the last reading applied: a redelivered reading is not counted
     /// twice. A series comes from one device, so from one shard, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_through: Option<String>,
+    /// The newest window the series has readings in; it is stored on its own once a
+    /// reading of a later window arrives.
+    pub open_window: Option<OpenWindow>,
+}
+
+/// First byte of an encoded state; a state of another format is re-learned.
+const STATE_FORMAT: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[error("detector state is not readable: {0}")]
+pub struct StateFormatError(String);
+
+impl DetectorState {
+    /// A format byte and the state in postcard (about 0.7 KB for a series with a daily
+    /// cycle learned), so a state is one DynamoDB write unit.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![STATE_FORMAT];
+        // Serializing plain data into a Vec cannot fail.
+        postcard::to_io(self, &mut bytes).expect("detector state serializes");
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StateFormatError> {
+        match bytes.split_first() {
+            Some((&STATE_FORMAT, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| StateFormatError(e.to_string()))
+            }
+            Some((format, _)) => Err(StateFormatError(format!("format {format}"))),
+            None => Err(StateFormatError("empty".into())),
+        }
+    }
 }
 
 /// One reading of the series.
@@ -82,8 +119,13 @@ pub enum Detection {
 pub struct Outcome {
     /// Each with the stream position of the reading that caused it.
     pub detections: Vec<(String, Detection)>,
-    /// Aggregates of the points applied, by window start; to be merged into the stored ones.
-    pub windows: BTreeMap<DateTime<Utc>, Aggregate>,
+    /// Windows the series moved past in this batch, complete: to be stored as they are.
+    pub closed: Vec<(DateTime<Utc>, Aggregate)>,
+    /// Points of windows the series had moved past before (a device's late readings), by
+    /// window: to be merged into the stored aggregates.
+    pub late: BTreeMap<DateTime<Utc>, Aggregate>,
+    /// Points applied.
+    pub applied: usize,
     /// Points skipped because they were applied before.
     pub already_applied: usize,
 }
@@ -110,15 +152,33 @@ pub fn observe(
             }
         }
         state.applied_through = Some(point.position.clone());
+        outcome.applied += 1;
         let window = window_of(point.ts, config.window);
-        outcome
-            .windows
-            .entry(window.start)
-            .or_default()
-            .push(point.value);
+        match &mut state.open_window {
+            Some(open) if window.start == open.start => open.aggregate.push(point.value),
+            Some(open) if window.start < open.start => outcome
+                .late
+                .entry(window.start)
+                .or_default()
+                .push(point.value),
+            open => {
+                if let Some(done) = open.take() {
+                    outcome.closed.push((done.start, done.aggregate));
+                }
+                let mut aggregate = Aggregate::default();
+                aggregate.push(point.value);
+                *open = Some(OpenWindow {
+                    start: window.start,
+                    aggregate,
+                });
+            }
+        }
 
-        let verdict = config.zscore.observe(&mut state.zscore, point.value);
+        let verdict = config
+            .anomaly
+            .observe(&mut state.anomaly, point.ts, point.value);
         let detected = |kind, score, rule: Option<&ThresholdRule>, severity, window: Window| {
+            let model = rule.is_none().then_some(verdict.model);
             Detection::Detected(AnomalyDetected {
                 device_id: device_id.to_owned(),
                 // Registry context is the caller's to add.
@@ -127,6 +187,8 @@ pub fn observe(
                 value: point.value,
                 kind,
                 score,
+                model,
+                baseline: model.map(|_| verdict.baseline),
                 rule_id: rule.map(|r| r.id.clone()),
                 rule: rule.map(ThresholdRule::condition),
                 severity,
@@ -135,7 +197,7 @@ pub fn observe(
             })
         };
         if let Some(d) = follow(
-            &mut state.zscore_episode,
+            &mut state.anomaly_episode,
             verdict.transition,
             verdict.anomalous,
             point.ts,
@@ -146,7 +208,7 @@ pub fn observe(
                     DetectionKind::ZScore,
                     verdict.score,
                     None,
-                    config.zscore_severity,
+                    config.anomaly_severity,
                     w,
                 ),
                 Step::Cleared(w) => {
@@ -213,8 +275,8 @@ fn follow(
             Some(Step::Detected(window))
         }
         Transition::Cleared => state.window.take().map(Step::Cleared),
-        // An episode is open while it holds its window: the z-score keeps its hysteresis
-        // in its own series state, so `state.episode` is not the place to ask.
+        // An episode is open while it holds its window: the model keeps its hysteresis in
+        // its own state, so `state.episode` is not the place to ask.
         Transition::Stay if anomalous && state.window.is_some() => Some(Step::Detected(
             state.window.clone().unwrap_or_else(|| window_of(ts, width)),
         )),
@@ -247,13 +309,13 @@ mod tests {
 
     fn config() -> DetectorConfig {
         DetectorConfig {
-            zscore: ZScore {
-                threshold: 4.0,
+            anomaly: AdaptiveConfig {
                 warmup: 20,
                 hysteresis: Hysteresis {
                     raise_after: 2,
                     clear_after: 3,
                 },
+                ..AdaptiveConfig::default()
             },
             threshold_hysteresis: Hysteresis {
                 raise_after: 2,
@@ -426,6 +488,10 @@ mod tests {
             panic!()
         };
         assert!(d.score.unwrap() > 4.0 && d.rule_id.is_none());
+        // The model that judged it, and what it expected: the steady series' mean (the
+        // first far reading moved it a clipped step).
+        assert_eq!(d.model, Some(hub_events::AnomalyModel::Level));
+        assert!((d.baseline.unwrap() - 20.4).abs() < 0.05, "{d:?}");
     }
 
     #[test]
@@ -436,31 +502,45 @@ mod tests {
         let batch = points(&values);
         let mut state = DetectorState::default();
         let first = observe(&config(), "d1", "temperature", &[&rule], &mut state, &batch);
-        assert_eq!(first.detections.len(), 1);
+        // The rule and the model each raise on the second hot reading.
+        assert_eq!(first.detections.len(), 2, "{:?}", summary(&first));
         let before = state.clone();
         let again = observe(&config(), "d1", "temperature", &[&rule], &mut state, &batch);
         assert_eq!(again.already_applied, batch.len());
-        assert!(again.detections.is_empty() && again.windows.is_empty());
+        assert!(again.detections.is_empty() && again.applied == 0);
+        assert!(again.closed.is_empty() && again.late.is_empty());
         assert_eq!(state, before);
     }
 
     #[test]
-    fn points_are_aggregated_into_their_windows() {
+    fn a_window_is_closed_when_the_series_moves_past_it_and_late_points_are_kept_apart() {
         let mut state = DetectorState::default();
         let values: Vec<f64> = (0..40).map(|i| i as f64).collect();
-        let outcome = observe(
-            &config(),
-            "d1",
-            "temperature",
-            &[],
-            &mut state,
-            &points(&values),
-        );
+        let mut batch = points(&values);
+        // A late reading of the first window, after the series has moved on.
+        batch.push(Point {
+            ts: "2026-11-23T10:01:00Z".parse().unwrap(),
+            value: 100.0,
+            position: "49000040".into(),
+        });
+        let outcome = observe(&config(), "d1", "temperature", &[], &mut state, &batch);
         // 10 s apart from 10:00:00: 30 points in the first window, 10 in the second.
-        let counts: Vec<u64> = outcome.windows.values().map(|a| a.stats.count).collect();
-        assert_eq!(counts, [30, 10]);
-        let first = outcome.windows.values().next().unwrap().summary().unwrap();
-        assert_eq!((first.min, first.max, first.avg), (0.0, 29.0, 14.5));
+        let first: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        assert_eq!(outcome.applied, 41);
+        assert_eq!(outcome.closed.len(), 1);
+        let (start, closed) = &outcome.closed[0];
+        assert_eq!(*start, first);
+        let stats = closed.summary().unwrap();
+        assert_eq!(
+            (stats.count, stats.min, stats.max, stats.avg),
+            (30, 0.0, 29.0, 14.5)
+        );
+        let open = state.open_window.unwrap();
+        assert_eq!(open.start, first + Duration::minutes(5));
+        assert_eq!(open.aggregate.stats.count, 10);
+        assert_eq!(outcome.late.len(), 1);
+        assert_eq!(outcome.late[&first].stats.count, 1);
+        assert_eq!(outcome.late[&first].max, 100.0);
     }
 
     #[test]
@@ -475,19 +555,36 @@ mod tests {
     }
 
     #[test]
-    fn state_survives_json() {
+    fn state_survives_its_encoding_and_stays_under_a_write_unit() {
         let rule = rule();
         let mut state = DetectorState::default();
-        observe(
-            &config(),
-            "d1",
-            "temperature",
-            &[&rule],
-            &mut state,
-            &points(&[20.0, 90.0, 91.0]),
-        );
-        let back: DetectorState =
-            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
-        assert_eq!(back, state);
+        // A week of 5-minute readings with a daily cycle, every slot learned, an episode open.
+        let start: DateTime<Utc> = "2026-11-23T00:00:00Z".parse().unwrap();
+        let batch: Vec<Point> = (0..2016)
+            .map(|i| Point {
+                ts: start + Duration::minutes(5 * i),
+                value: 50.0 + 10.0 * (i as f64 / 288.0 * std::f64::consts::TAU).sin(),
+                position: format!("4959033827149025660855969254092570275932420852313{i:07}"),
+            })
+            .chain(points(&[90.0, 91.0]).into_iter().map(|p| Point {
+                position: format!(
+                    "49590338271490256608559692540925702759324208523140{}",
+                    p.position
+                ),
+                ts: start + Duration::days(8),
+                ..p
+            }))
+            .collect();
+        observe(&config(), "d1", "temperature", &[&rule], &mut state, &batch);
+        assert!(state.rules["hot"].episode.active);
+        let bytes = state.encode();
+        assert_eq!(DetectorState::decode(&bytes).unwrap(), state);
+        assert!(bytes.len() <= 1024, "{} bytes", bytes.len());
+        // Another format, or nothing, is an error the caller can act on, never a panic.
+        let mut other = bytes.clone();
+        other[0] = 0;
+        assert!(DetectorState::decode(&other).is_err());
+        assert!(DetectorState::decode(&[]).is_err());
+        assert!(DetectorState::decode(&bytes[..bytes.len() / 2]).is_err());
     }
 }

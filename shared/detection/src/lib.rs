@@ -14,13 +14,13 @@ pub mod webhook;
 pub mod webhooks_table;
 pub mod welford;
 pub mod window;
-pub mod zscore;
 
-pub use adaptive::{AdaptiveConfig, AdaptiveState, AdaptiveVerdict, Model};
+pub use adaptive::{AdaptiveConfig, AdaptiveState, AdaptiveVerdict};
 pub use alert::{AlertAction, TransitionError};
-pub use detector::{observe, Detection, DetectorConfig, DetectorState, Outcome, Point};
+pub use detector::{
+    observe, Detection, DetectorConfig, DetectorState, OpenWindow, Outcome, Point, StateFormatError,
+};
 pub use hysteresis::{Episode, Hysteresis, Transition};
 pub use rule::{Comparison, RuleError, RuleScope, ThresholdRule};
 pub use welford::Welford;
 pub use window::{window_of, Aggregate, WindowStats};
-pub use zscore::{SeriesState, Verdict, ZScore};

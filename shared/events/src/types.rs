@@ -101,6 +101,16 @@ pub enum DetectionKind {
     ZScore,
 }
 
+/// Which view of a series judged a `z_score` reading anomalous: its forgetting level, its
+/// hour-of-day pattern, or a level shift found by the change-point test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyModel {
+    Level,
+    Seasonal,
+    Shift,
+}
+
 /// A time window `[start, end)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,9 +133,15 @@ pub struct AnomalyDetected {
     pub metric: String,
     pub value: f64,
     pub kind: DetectionKind,
-    /// z-score for `z_score` detections.
+    /// z-score for `z_score` detections: standard deviations from `baseline`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// The model that judged a `z_score` detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<AnomalyModel>,
+    /// What that model expected the reading to be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
     /// Rule that fired, for threshold detections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,

@@ -273,9 +273,7 @@ async fn alerts(
         "   threshold rules: {} episodes of 2+ readings began in {} (device, 5-minute window) pairs; {} of those raised exactly one alert, {} duplicates, {} alerts outside an episode",
         threshold.episodes, threshold.windows, threshold.alerted_once, threshold.duplicates, threshold.outside
     );
-    println!(
-        "   z-score: {z_scores} alerts (episodes before a series has 30 readings are not judged)"
-    );
+    println!("   z-score: {z_scores} alerts (a series is judged once it has 100 readings)");
     if threshold.alerted_once != threshold.windows {
         for label in run.labels.iter().take(5) {
             println!(

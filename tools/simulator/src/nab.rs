@@ -18,9 +18,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::NaiveDateTime;
-use hub_detection::{
-    observe, AdaptiveConfig, AdaptiveState, DetectorConfig, DetectorState, Point, Transition,
-};
+use hub_detection::{observe, DetectorConfig, DetectorState, Point};
 use serde::{Deserialize, Serialize};
 
 /// A cost matrix: what a detected window earns and what a miss and a false alarm cost.
@@ -358,7 +356,7 @@ impl Corpus {
 }
 
 /// Where the deployed detector raises an alert on a series: its whole path (`observe`,
-/// the z-score with its hysteresis; no threshold rules), one reading at a time as the
+/// the adaptive model with its hysteresis; no threshold rules), one reading at a time as the
 /// stream delivers them. A raise is a detection; the readings of an episode after it
 /// belong to the same alert.
 pub fn raises(config: &DetectorConfig, series: &Series) -> Vec<bool> {
@@ -369,27 +367,14 @@ pub fn raises(config: &DetectorConfig, series: &Series) -> Vec<bool> {
         .zip(&series.values)
         .enumerate()
         .map(|(i, (ts, &value))| {
-            let was_active = state.zscore.episode.active;
+            let was_active = state.anomaly.episode.active;
             let point = Point {
                 ts: ts.and_utc(),
                 value,
                 position: format!("{i:012}"),
             };
             observe(config, "nab", "value", &[], &mut state, &[point]);
-            !was_active && state.zscore.episode.active
-        })
-        .collect()
-}
-
-/// Where the adaptive detector ([`hub_detection::adaptive`]) raises on a series.
-pub fn adaptive_raises(config: &AdaptiveConfig, series: &Series) -> Vec<bool> {
-    let mut state = AdaptiveState::default();
-    series
-        .timestamps
-        .iter()
-        .zip(&series.values)
-        .map(|(ts, &value)| {
-            config.observe(&mut state, ts.and_utc(), value).transition == Transition::Raised
+            !was_active && state.anomaly.episode.active
         })
         .collect()
 }

@@ -1,3 +1,4 @@
+use hub_detection::DetectorState;
 use hub_runtime::dynamodb::{n, number, s};
 use hub_telemetry::hot_store::{sort_key_ceiling, sort_key_floor};
 
@@ -69,6 +70,37 @@ impl History for AwsBackend {
                 })
             })();
             rows.extend(row);
+        }
+        // The window the series is in is stored only once the series moves past it.
+        let state = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.tables.detector_state)
+            .key("series", s(series))
+            .projection_expression("#state")
+            .expression_attribute_names("#state", "state")
+            .send()
+            .await
+            .map_err(|e| PortError::new("aggregates read", describe(e)))?;
+        let open = state
+            .item()
+            .and_then(|item| item.get("state"))
+            .and_then(|state| state.as_b().ok())
+            .and_then(|bytes| DetectorState::decode(bytes.as_ref()).ok())
+            .and_then(|state| state.open_window);
+        if let Some(open) = open {
+            let open_ms = open.start.timestamp_millis();
+            if (start_ms..=end_ms).contains(&open_ms) && !rows.iter().any(|r| r.start_ms == open_ms)
+            {
+                rows.push(WindowRow {
+                    start_ms: open_ms,
+                    count: open.aggregate.stats.count,
+                    mean: open.aggregate.stats.mean,
+                    m2: open.aggregate.stats.m2,
+                    min: open.aggregate.min,
+                    max: open.aggregate.max,
+                });
+            }
         }
         Ok(rows)
     }

@@ -26,6 +26,8 @@ pub struct Tables {
     pub credentials: String,
     pub telemetry: String,
     pub aggregates: String,
+    /// The detector's state per series, which holds the series' open window.
+    pub detector_state: String,
     pub alert_rules: String,
     pub alerts: String,
     pub audit: String,
@@ -50,6 +52,7 @@ impl Tables {
             credentials: config::required("CREDENTIALS_TABLE")?,
             telemetry: config::required("TELEMETRY_TABLE")?,
             aggregates: config::required("AGGREGATES_TABLE")?,
+            detector_state: config::required("DETECTOR_STATE_TABLE")?,
             alert_rules: config::required("ALERT_RULES_TABLE")?,
             alerts: config::required("ALERTS_TABLE")?,
             audit: config::required("AUDIT_TABLE")?,

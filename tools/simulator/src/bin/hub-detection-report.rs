@@ -7,18 +7,12 @@
 use anyhow::Result;
 use chrono::{Duration, Utc};
 use clap::Parser;
-use hub_detection::{DetectorConfig, Hysteresis, ZScore};
+use hub_detection::{AdaptiveConfig, DetectorConfig, Hysteresis};
 use hub_sim::{
     evaluate::evaluate,
     nab,
     script::{device_type_for, script, Faults},
 };
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Model {
-    Deployed,
-    Adaptive,
-}
 
 #[derive(Parser)]
 #[command(
@@ -43,15 +37,16 @@ struct Cli {
     anomaly_scale: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// |z| above which a reading is anomalous.
-    #[arg(long, default_value_t = 4.0)]
-    z_threshold: f64,
-    #[arg(long, default_value_t = 30)]
-    warmup: u64,
-    #[arg(long, default_value_t = 2)]
-    raise_after: u32,
-    #[arg(long, default_value_t = 3)]
-    clear_after: u32,
+    /// |score| above which a reading is anomalous (default: the deployed one).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Readings before a series is judged.
+    #[arg(long)]
+    warmup: Option<u64>,
+    #[arg(long)]
+    raise_after: Option<u32>,
+    #[arg(long)]
+    clear_after: Option<u32>,
     /// Print the full evaluation as JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -62,11 +57,6 @@ struct Cli {
     /// With --nab: only these categories (all by default).
     #[arg(long, value_delimiter = ',')]
     nab_categories: Vec<String>,
-    /// With --nab: which of the hub's detectors — the deployed z-score path, or the
-    /// adaptive detector (forgetting baseline, daily cycle, level shifts) with its
-    /// defaults.
-    #[arg(long, value_enum, default_value_t = Model::Deployed)]
-    model: Model,
     /// With --nab: score a published detector's result files (e.g. windowedGaussian)
     /// instead of this detector, and compare with the scores NAB published for it.
     #[arg(long, value_name = "DETECTOR")]
@@ -75,21 +65,26 @@ struct Cli {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let hysteresis = Hysteresis {
-        raise_after: cli.raise_after,
-        clear_after: cli.clear_after,
-    };
+    let defaults = AdaptiveConfig::default();
     let config = DetectorConfig {
-        zscore: ZScore {
-            threshold: cli.z_threshold,
-            warmup: cli.warmup,
-            hysteresis,
+        anomaly: AdaptiveConfig {
+            threshold: cli.threshold.unwrap_or(defaults.threshold),
+            warmup: cli.warmup.unwrap_or(defaults.warmup),
+            hysteresis: Hysteresis {
+                raise_after: cli.raise_after.unwrap_or(defaults.hysteresis.raise_after),
+                clear_after: cli.clear_after.unwrap_or(defaults.hysteresis.clear_after),
+            },
+            ..defaults
         },
-        threshold_hysteresis: hysteresis,
         ..DetectorConfig::default()
     };
+    let model = &config.anomaly;
+    let described = format!(
+        "|score| > {}, warm-up {}, raise after {}, clear after {}",
+        model.threshold, model.warmup, model.hysteresis.raise_after, model.hysteresis.clear_after
+    );
     if let Some(root) = &cli.nab {
-        return nab_report(&cli, root, &config);
+        return nab_report(&cli, root, &config, &described);
     }
     let faults = Faults {
         anomaly: cli.anomalies,
@@ -118,8 +113,8 @@ fn main() -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} devices, {} readings, seed {}; z-score |z| > {}, warm-up {}, raise after {}, clear after {}",
-        evaluation.devices, evaluation.readings, cli.seed, cli.z_threshold, cli.warmup, cli.raise_after, cli.clear_after
+        "{} devices, {} readings, seed {}; adaptive model {described}",
+        evaluation.devices, evaluation.readings, cli.seed
     );
     println!(
         "{:<20} {:>9} {:>7} {:>6} {:>6} {:>7} {:>10} {:>7}",
@@ -146,7 +141,12 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn nab_report(cli: &Cli, root: &std::path::Path, config: &DetectorConfig) -> Result<()> {
+fn nab_report(
+    cli: &Cli,
+    root: &std::path::Path,
+    config: &DetectorConfig,
+    described: &str,
+) -> Result<()> {
     let corpus = nab::Corpus::read(root, &cli.nab_categories)?;
     let (what, detections) = match &cli.nab_reference {
         Some(detector) => {
@@ -156,22 +156,8 @@ fn nab_report(cli: &Cli, root: &std::path::Path, config: &DetectorConfig) -> Res
                 detections,
             )
         }
-        None if cli.model == Model::Adaptive => {
-            let adaptive = hub_detection::AdaptiveConfig::default();
-            (
-                format!("the hub's adaptive detector, defaults: {adaptive:?}"),
-                corpus
-                    .series
-                    .iter()
-                    .map(|series| nab::adaptive_raises(&adaptive, series))
-                    .collect(),
-            )
-        }
         None => (
-            format!(
-                "the hub's deployed detector: z-score |z| > {}, warm-up {}, raise after {}, clear after {}",
-                cli.z_threshold, cli.warmup, cli.raise_after, cli.clear_after
-            ),
+            format!("the hub's deployed detector: adaptive model {described}"),
             corpus
                 .series
                 .iter()
