@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Put, TransactWriteItem},
 };
 use chrono::{DateTime, TimeZone, Utc};
-use hub_detection::{rules_table::DynamoRules, Aggregate, DetectorState, ThresholdRule, Welford};
-use hub_runtime::dynamodb::{
-    batch_get, batch_write, is_condition_failure, key, n, number, put, s, string, Item,
+use hub_detection::{
+    rules_table::DynamoRules, Aggregate, ClosedWindow, DetectorState, ThresholdRule, Welford,
 };
+use hub_runtime::dynamodb::{batch_get, is_condition_failure, key, n, number, s, string, Item};
 use tracing::warn;
 
 use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
@@ -204,24 +204,41 @@ impl SeriesStore for DynamoSeries {
         Ok(items.iter().filter_map(aggregate_of).collect())
     }
 
-    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
-        if !commit.closed.is_empty() {
-            // Complete windows, stored as they are: a redo writes the same values. Version
-            // 1, so late readings merge into them under the same check as any window.
-            let writes = commit
-                .closed
-                .iter()
-                .map(|(start, aggregate)| {
-                    let mut item =
-                        self.window_item(series, *start, aggregate, commit.window_width_ms);
-                    item.insert("version".to_owned(), n(1));
-                    put(item)
-                })
-                .collect();
-            batch_write(&self.client, &self.aggregates_table, writes)
-                .await
-                .map_err(|e| PortError::new("aggregates write", e))?;
+    async fn store_closed(
+        &self,
+        series: &str,
+        closed: &[ClosedWindow],
+        window_width_ms: i64,
+    ) -> Result<Vec<DateTime<Utc>>, PortError> {
+        let mut refused = Vec::new();
+        // A window closes once per `WindowSeconds` per series: one put each is cheap.
+        for window in closed {
+            let mut item =
+                self.window_item(series, window.start, &window.aggregate, window_width_ms);
+            item.insert("version".to_owned(), n(1));
+            item.insert("closed_by".to_owned(), s(&window.closed_by));
+            let stored = self
+                .client
+                .put_item()
+                .table_name(&self.aggregates_table)
+                .set_item(Some(item))
+                .condition_expression(
+                    "attribute_not_exists(window_start) OR (closed_by = :by AND version = :one)",
+                )
+                .expression_attribute_values(":by", s(&window.closed_by))
+                .expression_attribute_values(":one", n(1))
+                .send()
+                .await;
+            match stored {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => refused.push(window.start),
+                Err(e) => return Err(PortError::new("aggregates write", DisplayErrorContext(e))),
+            }
         }
+        Ok(refused)
+    }
+
+    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
         let state = Self::state_item(series, &commit.state.value);
         let version = commit.state.version;
         let written = if commit.late.is_empty() {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hub_detection::{Aggregate, DetectorState, ThresholdRule};
+use hub_detection::{Aggregate, ClosedWindow, DetectorState, ThresholdRule};
 
 use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
 
@@ -30,6 +30,8 @@ pub type WindowKey = (String, DateTime<Utc>);
 pub struct MemorySeries {
     pub states: Mutex<HashMap<String, Versioned<DetectorState>>>,
     pub windows: Mutex<HashMap<WindowKey, Versioned<Aggregate>>>,
+    /// The reading that closed each window stored closed.
+    pub closed_by: Mutex<HashMap<WindowKey, String>>,
     /// Commits to refuse as conflicts before accepting, as if another writer got there.
     pub conflicts_to_inject: AtomicU32,
 }
@@ -58,20 +60,36 @@ impl SeriesStore for MemorySeries {
             .collect())
     }
 
-    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
-        // Closed windows are stored before the state is checked, as over DynamoDB.
-        {
-            let mut windows = self.windows.lock().unwrap();
-            for (start, aggregate) in &commit.closed {
-                windows.insert(
-                    (series.to_owned(), *start),
-                    Versioned {
-                        value: *aggregate,
-                        version: 1,
-                    },
-                );
+    async fn store_closed(
+        &self,
+        series: &str,
+        closed: &[ClosedWindow],
+        _: i64,
+    ) -> Result<Vec<DateTime<Utc>>, PortError> {
+        let mut windows = self.windows.lock().unwrap();
+        let mut closed_by = self.closed_by.lock().unwrap();
+        let mut refused = Vec::new();
+        for window in closed {
+            let key = (series.to_owned(), window.start);
+            let redo = closed_by.get(&key) == Some(&window.closed_by)
+                && windows.get(&key).map(|w| w.version) == Some(1);
+            if windows.contains_key(&key) && !redo {
+                refused.push(window.start);
+                continue;
             }
+            windows.insert(
+                key.clone(),
+                Versioned {
+                    value: window.aggregate,
+                    version: 1,
+                },
+            );
+            closed_by.insert(key, window.closed_by.clone());
         }
+        Ok(refused)
+    }
+
+    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
         if self
             .conflicts_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

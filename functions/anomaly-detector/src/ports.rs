@@ -7,7 +7,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hub_detection::{Aggregate, DetectorState, ThresholdRule};
+use hub_detection::{Aggregate, ClosedWindow, DetectorState, ThresholdRule};
 
 pub use hub_runtime::PortError;
 
@@ -27,9 +27,6 @@ pub struct Versioned<T> {
 pub struct Commit {
     /// The new state (its open window with it), conditioned on the version it was read at.
     pub state: Versioned<DetectorState>,
-    /// Windows the series moved past, complete: stored as they are before the state, so a
-    /// redo after a failed state write stores the same values again.
-    pub closed: Vec<(DateTime<Utc>, Aggregate)>,
     /// Stored windows with a device's late readings merged in, with the version each was
     /// read at: written together with the state, or not at all.
     pub late: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
@@ -56,6 +53,17 @@ pub trait SeriesStore {
         series: &str,
         starts: &[DateTime<Utc>],
     ) -> impl Future<Output = Result<BTreeMap<DateTime<Utc>, Versioned<Aggregate>>, PortError>> + Send;
+    /// Stores windows the series has moved past, complete, before the state that moved
+    /// past them: each where it is absent, or where it was stored closed by the same
+    /// reading (a redo of the same readings) and nothing has merged into it since.
+    /// Returns the windows refused: they hold readings from elsewhere (a state re-learned,
+    /// a slower writer), and are to be merged into instead.
+    fn store_closed(
+        &self,
+        series: &str,
+        closed: &[ClosedWindow],
+        window_width_ms: i64,
+    ) -> impl Future<Output = Result<Vec<DateTime<Utc>>, PortError>> + Send;
     fn commit(
         &self,
         series: &str,

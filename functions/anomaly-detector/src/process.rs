@@ -180,14 +180,29 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
             if !events.is_empty() {
                 ports.detections.emit(events).await?;
             }
-            let mut late = BTreeMap::new();
-            if !outcome.late.is_empty() {
-                let starts: Vec<DateTime<Utc>> = outcome.late.keys().copied().collect();
+            let width_ms = config.window.num_milliseconds();
+            let mut late = outcome.late;
+            if !outcome.closed.is_empty() {
+                let refused = ports
+                    .series
+                    .store_closed(&key, &outcome.closed, width_ms)
+                    .await?;
+                for closed in &outcome.closed {
+                    if refused.contains(&closed.start) {
+                        late.entry(closed.start)
+                            .or_default()
+                            .merge(&closed.aggregate);
+                    }
+                }
+            }
+            let mut merged = BTreeMap::new();
+            if !late.is_empty() {
+                let starts: Vec<DateTime<Utc>> = late.keys().copied().collect();
                 let mut stored = ports.series.load_windows(&key, &starts).await?;
-                for (start, aggregate) in &outcome.late {
+                for (start, aggregate) in &late {
                     let mut window = stored.remove(start).unwrap_or_default();
                     window.value.merge(aggregate);
-                    late.insert(*start, window);
+                    merged.insert(*start, window);
                 }
             }
             let commit = Commit {
@@ -195,9 +210,8 @@ async fn run_series<R, S: SeriesStore, D: Detections>(
                     value: state,
                     version: loaded.version,
                 },
-                closed: outcome.closed,
-                late,
-                window_width_ms: config.window.num_milliseconds(),
+                late: merged,
+                window_width_ms: width_ms,
             };
             match ports.series.commit(&key, &commit).await? {
                 Committed::Yes => {

@@ -220,6 +220,44 @@ async fn a_window_is_stored_when_the_series_moves_past_it_and_the_open_one_rides
 }
 
 #[tokio::test]
+async fn a_redo_stores_a_closed_window_again_without_doubling_it() {
+    let f = Fixture::new(vec![]);
+    let values: Vec<f64> = (0..40).map(f64::from).collect();
+    // The window is stored, then the state write loses twice and the series is redone.
+    f.series.conflicts_to_inject.store(2, Ordering::SeqCst);
+    let summary = f.run(&readings("d1", "env-sensor", &values, 100)).await;
+    assert_eq!(summary.conflicts, 2);
+    let windows = f.series.windows.lock().unwrap();
+    let stored = &windows[&("d1#temperature".to_owned(), start())];
+    assert_eq!((stored.value.stats.count, stored.version), (30, 1));
+}
+
+#[tokio::test]
+async fn a_re_learned_state_merges_into_a_stored_window_instead_of_replacing_it() {
+    let f = Fixture::new(vec![]);
+    let values: Vec<f64> = (0..40).map(f64::from).collect();
+    f.run(&readings("d1", "env-sensor", &values, 100)).await;
+    // The state is lost (another format, say) and re-learned from what comes next: five
+    // more readings of the stored window, then one of the window after.
+    {
+        let mut states = f.series.states.lock().unwrap();
+        let state = states.get_mut("d1#temperature").unwrap();
+        state.value = Default::default();
+    }
+    let mut again = readings("d1", "env-sensor", &[50.0; 5], 200);
+    again.extend(
+        readings("d1", "env-sensor", &[0.0; 31], 300)
+            .into_iter()
+            .skip(30),
+    );
+    f.run(&again).await;
+    let windows = f.series.windows.lock().unwrap();
+    let stored = &windows[&("d1#temperature".to_owned(), start())].value;
+    let stats = stored.summary().unwrap();
+    assert_eq!((stats.count, stats.max), (35, 50.0));
+}
+
+#[tokio::test]
 async fn late_readings_merge_into_their_stored_window_once() {
     let f = Fixture::new(vec![]);
     let values: Vec<f64> = (0..40).map(f64::from).collect();

@@ -114,13 +114,23 @@ pub enum Detection {
     Cleared(AnomalyCleared),
 }
 
+/// A window the series has moved past.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClosedWindow {
+    pub start: DateTime<Utc>,
+    pub aggregate: Aggregate,
+    /// Stream position of the reading that moved the series past it: whoever applies the
+    /// same readings closes it at the same position, with the same aggregate.
+    pub closed_by: String,
+}
+
 /// What one batch did to a series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     /// Each with the stream position of the reading that caused it.
     pub detections: Vec<(String, Detection)>,
     /// Windows the series moved past in this batch, complete: to be stored as they are.
-    pub closed: Vec<(DateTime<Utc>, Aggregate)>,
+    pub closed: Vec<ClosedWindow>,
     /// Points of windows the series had moved past before (a device's late readings), by
     /// window: to be merged into the stored aggregates.
     pub late: BTreeMap<DateTime<Utc>, Aggregate>,
@@ -156,14 +166,25 @@ pub fn observe(
         let window = window_of(point.ts, config.window);
         match &mut state.open_window {
             Some(open) if window.start == open.start => open.aggregate.push(point.value),
-            Some(open) if window.start < open.start => outcome
-                .late
-                .entry(window.start)
-                .or_default()
-                .push(point.value),
+            Some(open) if window.start < open.start => {
+                // A window closed earlier in this batch is still being written: the
+                // reading joins it there.
+                match outcome.closed.iter_mut().find(|c| c.start == window.start) {
+                    Some(closed) => closed.aggregate.push(point.value),
+                    None => outcome
+                        .late
+                        .entry(window.start)
+                        .or_default()
+                        .push(point.value),
+                }
+            }
             open => {
                 if let Some(done) = open.take() {
-                    outcome.closed.push((done.start, done.aggregate));
+                    outcome.closed.push(ClosedWindow {
+                        start: done.start,
+                        aggregate: done.aggregate,
+                        closed_by: point.position.clone(),
+                    });
                 }
                 let mut aggregate = Aggregate::default();
                 aggregate.push(point.value);
@@ -516,21 +537,21 @@ mod tests {
     fn a_window_is_closed_when_the_series_moves_past_it_and_late_points_are_kept_apart() {
         let mut state = DetectorState::default();
         let values: Vec<f64> = (0..40).map(|i| i as f64).collect();
-        let mut batch = points(&values);
-        // A late reading of the first window, after the series has moved on.
-        batch.push(Point {
-            ts: "2026-11-23T10:01:00Z".parse().unwrap(),
-            value: 100.0,
-            position: "49000040".into(),
-        });
-        let outcome = observe(&config(), "d1", "temperature", &[], &mut state, &batch);
+        let outcome = observe(
+            &config(),
+            "d1",
+            "temperature",
+            &[],
+            &mut state,
+            &points(&values),
+        );
         // 10 s apart from 10:00:00: 30 points in the first window, 10 in the second.
         let first: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
-        assert_eq!(outcome.applied, 41);
+        assert_eq!(outcome.applied, 40);
         assert_eq!(outcome.closed.len(), 1);
-        let (start, closed) = &outcome.closed[0];
-        assert_eq!(*start, first);
-        let stats = closed.summary().unwrap();
+        let closed = &outcome.closed[0];
+        assert_eq!(closed.start, first);
+        let stats = closed.aggregate.summary().unwrap();
         assert_eq!(
             (stats.count, stats.min, stats.max, stats.avg),
             (30, 0.0, 29.0, 14.5)
@@ -538,9 +559,39 @@ mod tests {
         let open = state.open_window.unwrap();
         assert_eq!(open.start, first + Duration::minutes(5));
         assert_eq!(open.aggregate.stats.count, 10);
+        // A late reading of the first window, in a later batch: kept apart, to be merged.
+        let late = Point {
+            ts: "2026-11-23T10:01:00Z".parse().unwrap(),
+            value: 100.0,
+            position: "49000040".into(),
+        };
+        let outcome = observe(&config(), "d1", "temperature", &[], &mut state, &[late]);
+        assert!(outcome.closed.is_empty());
         assert_eq!(outcome.late.len(), 1);
         assert_eq!(outcome.late[&first].stats.count, 1);
         assert_eq!(outcome.late[&first].max, 100.0);
+        assert_eq!(state.open_window.unwrap().aggregate.stats.count, 10);
+    }
+
+    #[test]
+    fn a_late_reading_of_a_window_closed_in_the_same_batch_joins_it() {
+        let mut state = DetectorState::default();
+        let mut batch = points(&[1.0; 31]); // the 31st opens the 10:05 window
+        batch.push(Point {
+            ts: "2026-11-23T10:04:59Z".parse().unwrap(),
+            value: 7.0,
+            position: "49000031".into(),
+        });
+        let outcome = observe(&config(), "d1", "temperature", &[], &mut state, &batch);
+        assert!(outcome.late.is_empty(), "{:?}", outcome.late);
+        assert_eq!(outcome.closed.len(), 1);
+        let closed = &outcome.closed[0];
+        assert_eq!(
+            (closed.aggregate.stats.count, closed.aggregate.max),
+            (31, 7.0)
+        );
+        // Closed by the reading that moved the series on, not by the late one.
+        assert_eq!(closed.closed_by, "49000030");
     }
 
     #[test]
@@ -587,4 +638,38 @@ mod tests {
         assert!(DetectorState::decode(&[]).is_err());
         assert!(DetectorState::decode(&bytes[..bytes.len() / 2]).is_err());
     }
+
+    /// Postcard does not describe its layout: a field added, moved or retyped would decode
+    /// stored states wrongly without an error. This pins the bytes of a small state, so
+    /// such a change fails here and comes with a new `STATE_FORMAT`.
+    #[test]
+    fn the_encoding_of_a_state_is_pinned() {
+        let rule = rule();
+        let mut state = DetectorState::default();
+        observe(
+            &config(),
+            "d1",
+            "temperature",
+            &[&rule],
+            &mut state,
+            &points(&[20.0, 90.0, 91.0]),
+        );
+        let bytes = state.encode();
+        let hex = |b: &[u8]| -> String { b.iter().map(|b| format!("{b:02x}")).collect() };
+        // The model's head, and the tail: episodes, rules, position, open window.
+        let (head, tail) = (hex(&bytes[..40]), hex(&bytes[bytes.len() - 120..]));
+        assert_eq!(
+            (bytes.len(), head.as_str(), tail.as_str()),
+            (PINNED_LEN, PINNED_HEAD, PINNED_TAIL),
+            "the stored state's layout changed"
+        );
+    }
+
+    const PINNED_LEN: usize = 632;
+    const PINNED_HEAD: &str =
+        "0103030000000000c05040abaaaaaaaa429140300000000000000000000000000000000000000000";
+    const PINNED_TAIL: &str =
+        "32335431303a30303a30305a14323032362d31312d32335431303a30353a30305a01\
+        14323032362d31312d32335431303a30303a31305a010834393030303030320114323032362d31312d32\
+        335431303a30303a30305a030000000000c050400000000000e4a94000000000000034400000000000c05640";
 }

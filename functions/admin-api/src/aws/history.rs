@@ -81,7 +81,7 @@ impl History for AwsBackend {
             .expression_attribute_names("#state", "state")
             .send()
             .await
-            .map_err(|e| PortError::new("aggregates read", describe(e)))?;
+            .map_err(|e| PortError::new("detector state read", describe(e)))?;
         let open = state
             .item()
             .and_then(|item| item.get("state"))
@@ -100,6 +100,7 @@ impl History for AwsBackend {
                     min: open.aggregate.min,
                     max: open.aggregate.max,
                 });
+                rows.sort_by_key(|r| r.start_ms);
             }
         }
         Ok(rows)
