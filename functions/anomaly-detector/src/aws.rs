@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::{
 };
 use chrono::{DateTime, TimeZone, Utc};
 use hub_detection::{
-    rules_table::DynamoRules, Aggregate, ClosedWindow, DetectorState, ThresholdRule, Welford,
+    rules_table::DynamoRules, Aggregate, ClosedWindow, DeviceState, ThresholdRule, Welford,
 };
 use hub_runtime::dynamodb::{batch_get, is_condition_failure, key, n, number, s, string, Item};
 use tracing::warn;
@@ -142,9 +142,9 @@ impl DynamoSeries {
         item
     }
 
-    fn state_item(series: &str, state: &DetectorState) -> Item {
+    fn state_item(device_id: &str, state: &DeviceState) -> Item {
         Item::from([
-            ("series".to_owned(), s(series)),
+            ("device_id".to_owned(), s(device_id)),
             (
                 "state".to_owned(),
                 AttributeValue::B(Blob::new(state.encode())),
@@ -156,35 +156,35 @@ impl DynamoSeries {
 
 /// A stored state; one that is not readable (another format) is re-learned from scratch,
 /// loudly: it is derived from the readings, which are kept elsewhere.
-fn state_of(series: &str, item: &Item) -> DetectorState {
+fn state_of(device_id: &str, item: &Item) -> DeviceState {
     let decoded = match item.get("state") {
         Some(AttributeValue::B(bytes)) => {
-            DetectorState::decode(bytes.as_ref()).map_err(|e| e.to_string())
+            DeviceState::decode(bytes.as_ref()).map_err(|e| e.to_string())
         }
         _ => Err("no binary state attribute".to_owned()),
     };
     decoded.unwrap_or_else(|problem| {
-        warn!(%series, %problem, "detector state re-learned");
-        DetectorState::default()
+        warn!(%device_id, %problem, "detector state re-learned");
+        DeviceState::default()
     })
 }
 
 impl SeriesStore for DynamoSeries {
     async fn load_many(
         &self,
-        series: &[String],
-    ) -> Result<HashMap<String, Versioned<DetectorState>>, PortError> {
-        let keys = series.iter().map(|name| key("series", name)).collect();
+        devices: &[String],
+    ) -> Result<HashMap<String, Versioned<DeviceState>>, PortError> {
+        let keys = devices.iter().map(|id| key("device_id", id)).collect();
         let items = batch_get(&self.client, &self.state_table, keys)
             .await
             .map_err(|e| PortError::new("detector state read", e))?;
         Ok(items
             .iter()
             .filter_map(|item| {
-                let series = string(item, "series")?;
-                let value = state_of(&series, item);
+                let device_id = string(item, "device_id")?;
+                let value = state_of(&device_id, item);
                 let version = number(item, "version").unwrap_or(0);
-                Some((series, Versioned { value, version }))
+                Some((device_id, Versioned { value, version }))
             })
             .collect())
     }
@@ -238,14 +238,14 @@ impl SeriesStore for DynamoSeries {
         Ok(refused)
     }
 
-    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
-        let state = Self::state_item(series, &commit.state.value);
+    async fn commit(&self, device_id: &str, commit: &Commit) -> Result<Committed, PortError> {
+        let state = Self::state_item(device_id, &commit.state.value);
         let version = commit.state.version;
         let written = if commit.late.is_empty() {
             // The usual case: one conditional put of one item.
             let mut item = state;
             item.insert("version".into(), n(version + 1));
-            let (condition, values) = at_version("series", version);
+            let (condition, values) = at_version("device_id", version);
             self.client
                 .put_item()
                 .table_name(&self.state_table)
@@ -257,8 +257,13 @@ impl SeriesStore for DynamoSeries {
                 .map(drop)
                 .map_err(|e| (is_condition_failure(&e), DisplayErrorContext(e).to_string()))
         } else {
-            let mut writes = vec![versioned_put(&self.state_table, "series", state, version)];
-            for (start, window) in &commit.late {
+            let mut writes = vec![versioned_put(
+                &self.state_table,
+                "device_id",
+                state,
+                version,
+            )];
+            for ((series, start), window) in &commit.late {
                 let item = self.window_item(series, *start, &window.value, commit.window_width_ms);
                 writes.push(versioned_put(
                     &self.aggregates_table,

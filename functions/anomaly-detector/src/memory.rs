@@ -10,7 +10,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hub_detection::{Aggregate, ClosedWindow, DetectorState, ThresholdRule};
+use hub_detection::{Aggregate, ClosedWindow, DeviceState, ThresholdRule};
 
 use crate::ports::{Commit, Committed, Detections, PortError, Rules, SeriesStore, Versioned};
 
@@ -28,7 +28,8 @@ pub type WindowKey = (String, DateTime<Utc>);
 
 #[derive(Default)]
 pub struct MemorySeries {
-    pub states: Mutex<HashMap<String, Versioned<DetectorState>>>,
+    /// By device id.
+    pub states: Mutex<HashMap<String, Versioned<DeviceState>>>,
     pub windows: Mutex<HashMap<WindowKey, Versioned<Aggregate>>>,
     /// The reading that closed each window stored closed.
     pub closed_by: Mutex<HashMap<WindowKey, String>>,
@@ -39,12 +40,12 @@ pub struct MemorySeries {
 impl SeriesStore for MemorySeries {
     async fn load_many(
         &self,
-        series: &[String],
-    ) -> Result<HashMap<String, Versioned<DetectorState>>, PortError> {
+        devices: &[String],
+    ) -> Result<HashMap<String, Versioned<DeviceState>>, PortError> {
         let states = self.states.lock().unwrap();
-        Ok(series
+        Ok(devices
             .iter()
-            .filter_map(|name| Some((name.clone(), states.get(name)?.clone())))
+            .filter_map(|id| Some((id.clone(), states.get(id)?.clone())))
             .collect())
     }
 
@@ -89,7 +90,7 @@ impl SeriesStore for MemorySeries {
         Ok(refused)
     }
 
-    async fn commit(&self, series: &str, commit: &Commit) -> Result<Committed, PortError> {
+    async fn commit(&self, device_id: &str, commit: &Commit) -> Result<Committed, PortError> {
         if self
             .conflicts_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -97,32 +98,30 @@ impl SeriesStore for MemorySeries {
         {
             // Another writer advanced the state meanwhile.
             let mut states = self.states.lock().unwrap();
-            let state = states.entry(series.to_owned()).or_default();
+            let state = states.entry(device_id.to_owned()).or_default();
             state.version += 1;
             return Ok(Committed::Conflict);
         }
         let mut states = self.states.lock().unwrap();
         let mut windows = self.windows.lock().unwrap();
-        let current = states.get(series).map_or(0, |s| s.version);
-        let late_match = commit.late.iter().all(|(start, w)| {
-            windows
-                .get(&(series.to_owned(), *start))
-                .map_or(0, |s| s.version)
-                == w.version
-        });
+        let current = states.get(device_id).map_or(0, |s| s.version);
+        let late_match = commit
+            .late
+            .iter()
+            .all(|(key, w)| windows.get(key).map_or(0, |s| s.version) == w.version);
         if current != commit.state.version || !late_match {
             return Ok(Committed::Conflict);
         }
         states.insert(
-            series.to_owned(),
+            device_id.to_owned(),
             Versioned {
                 value: commit.state.value.clone(),
                 version: current + 1,
             },
         );
-        for (start, w) in &commit.late {
+        for (key, w) in &commit.late {
             windows.insert(
-                (series.to_owned(), *start),
+                key.clone(),
                 Versioned {
                     value: w.value,
                     version: w.version + 1,

@@ -7,7 +7,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hub_detection::{Aggregate, ClosedWindow, DetectorState, ThresholdRule};
+use hub_detection::{Aggregate, ClosedWindow, DeviceState, ThresholdRule};
 
 pub use hub_runtime::PortError;
 
@@ -22,14 +22,15 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
-/// What to write for a series once a batch has been applied to it.
+/// What to write for a device once a batch has been applied to its series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
-    /// The new state (its open window with it), conditioned on the version it was read at.
-    pub state: Versioned<DetectorState>,
-    /// Stored windows with a device's late readings merged in, with the version each was
-    /// read at: written together with the state, or not at all.
-    pub late: BTreeMap<DateTime<Utc>, Versioned<Aggregate>>,
+    /// The device's new state (each series' open window with it), conditioned on the
+    /// version it was read at.
+    pub state: Versioned<DeviceState>,
+    /// Stored windows, by series key and start, with a device's late readings merged in
+    /// and the version each was read at: written together with the state, or not at all.
+    pub late: BTreeMap<(String, DateTime<Utc>), Versioned<Aggregate>>,
     pub window_width_ms: i64,
 }
 
@@ -41,12 +42,12 @@ pub enum Committed {
 }
 
 pub trait SeriesStore {
-    /// The state of each series in as few round trips as the store allows. Series never
-    /// written come back empty (version 0).
+    /// The state of each device in as few round trips as the store allows. Devices never
+    /// written are left out (version 0).
     fn load_many(
         &self,
-        series: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, Versioned<DetectorState>>, PortError>> + Send;
+        devices: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Versioned<DeviceState>>, PortError>> + Send;
     /// Stored aggregates of the given windows (absent ones are left out).
     fn load_windows(
         &self,
@@ -66,7 +67,7 @@ pub trait SeriesStore {
     ) -> impl Future<Output = Result<Vec<DateTime<Utc>>, PortError>> + Send;
     fn commit(
         &self,
-        series: &str,
+        device_id: &str,
         commit: &Commit,
     ) -> impl Future<Output = Result<Committed, PortError>> + Send;
 }

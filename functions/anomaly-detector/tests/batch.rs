@@ -213,7 +213,9 @@ async fn a_window_is_stored_when_the_series_moves_past_it_and_the_open_one_rides
     assert_eq!((a.count, a.min, a.max, a.avg), (30, 0.0, 29.0, 14.5));
     assert_eq!(windows.len(), 1);
     let states = f.series.states.lock().unwrap();
-    let open = states["d1#temperature"].value.open_window.unwrap();
+    let open = states["d1"].value.metrics["temperature"]
+        .open_window
+        .unwrap();
     assert_eq!(open.start, start() + Duration::minutes(5));
     let b = open.aggregate.summary().unwrap();
     assert_eq!((b.count, b.min, b.max), (10, 30.0, 39.0));
@@ -241,7 +243,7 @@ async fn a_re_learned_state_merges_into_a_stored_window_instead_of_replacing_it(
     // more readings of the stored window, then one of the window after.
     {
         let mut states = f.series.states.lock().unwrap();
-        let state = states.get_mut("d1#temperature").unwrap();
+        let state = states.get_mut("d1").unwrap();
         state.value = Default::default();
     }
     let mut again = readings("d1", "env-sensor", &[50.0; 5], 200);
@@ -289,7 +291,9 @@ async fn a_conflicting_writer_makes_the_series_redo_not_double() {
     let summary = f.run(&readings("d1", "env-sensor", &episode(), 100)).await;
     assert_eq!(summary.conflicts, 2);
     let states = f.series.states.lock().unwrap();
-    let open = states["d1#temperature"].value.open_window.unwrap();
+    let open = states["d1"].value.metrics["temperature"]
+        .open_window
+        .unwrap();
     assert_eq!(open.aggregate.stats.count, 28);
     // Detections of the refused attempts went out again with the same ids.
     let detected = f.detected();

@@ -18,8 +18,8 @@ pub mod window;
 pub use adaptive::{AdaptiveConfig, AdaptiveState, AdaptiveVerdict};
 pub use alert::{AlertAction, TransitionError};
 pub use detector::{
-    observe, ClosedWindow, Detection, DetectorConfig, DetectorState, OpenWindow, Outcome, Point,
-    StateFormatError,
+    observe, ClosedWindow, Detection, DetectorConfig, DetectorState, DeviceState, OpenWindow,
+    Outcome, Point, StateFormatError,
 };
 pub use hysteresis::{Episode, Hysteresis, Transition};
 pub use rule::{Comparison, RuleError, RuleScope, ThresholdRule};

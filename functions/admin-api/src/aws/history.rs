@@ -1,4 +1,4 @@
-use hub_detection::DetectorState;
+use hub_detection::DeviceState;
 use hub_runtime::dynamodb::{n, number, s};
 use hub_telemetry::hot_store::{sort_key_ceiling, sort_key_floor};
 
@@ -71,12 +71,16 @@ impl History for AwsBackend {
             })();
             rows.extend(row);
         }
-        // The window the series is in is stored only once the series moves past it.
+        // The window the series is in is stored only once the series moves past it; until
+        // then it rides in its device's detector state.
+        let Some((device_id, metric)) = series.rsplit_once('#') else {
+            return Ok(rows);
+        };
         let state = self
             .dynamodb
             .get_item()
             .table_name(&self.tables.detector_state)
-            .key("series", s(series))
+            .key("device_id", s(device_id))
             .projection_expression("#state")
             .expression_attribute_names("#state", "state")
             .send()
@@ -86,8 +90,8 @@ impl History for AwsBackend {
             .item()
             .and_then(|item| item.get("state"))
             .and_then(|state| state.as_b().ok())
-            .and_then(|bytes| DetectorState::decode(bytes.as_ref()).ok())
-            .and_then(|state| state.open_window);
+            .and_then(|bytes| DeviceState::decode(bytes.as_ref()).ok())
+            .and_then(|state| state.metrics.get(metric)?.open_window);
         if let Some(open) = open {
             let open_ms = open.start.timestamp_millis();
             if (start_ms..=end_ms).contains(&open_ms) && !rows.iter().any(|r| r.start_ms == open_ms)

@@ -37,6 +37,10 @@ struct Cli {
     anomaly_scale: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Device time of the first reading: the model learns hours of the day, so the same
+    /// seed gives the same figures only from the same start.
+    #[arg(long, default_value = "2026-11-23T10:00:00Z")]
+    start: chrono::DateTime<Utc>,
     /// |score| above which a reading is anomalous (default: the deployed one).
     #[arg(long)]
     threshold: Option<f64>,
@@ -92,7 +96,7 @@ fn main() -> Result<()> {
         heartbeat_every: 10,
         ..Faults::default()
     };
-    let start = Utc::now();
+    let start = cli.start;
     let fleet: Vec<_> = (0..cli.devices)
         .map(|i| {
             let seed = cli.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
