@@ -54,6 +54,16 @@ fn anomaly_detected_golden() {
 }
 
 #[test]
+fn model_detection_golden_names_its_model_and_baseline() {
+    let event: Envelope<AnomalyDetected> = golden(
+        "iot.anomaly.detected.v1.z_score.json",
+        AnomalyDetected::TYPE,
+    );
+    assert_eq!(event.data.model, Some(hub_events::AnomalyModel::Seasonal));
+    assert_eq!(event.data.baseline, Some(18.4));
+}
+
+#[test]
 fn anomaly_cleared_golden() {
     golden::<AnomalyCleared>("iot.anomaly.cleared.v1.json", AnomalyCleared::TYPE);
 }
