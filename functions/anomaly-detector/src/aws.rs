@@ -208,6 +208,7 @@ impl SeriesStore for DynamoSeries {
         &self,
         series: &str,
         closed: &[ClosedWindow],
+        state_version: u64,
         window_width_ms: i64,
     ) -> Result<Vec<DateTime<Utc>>, PortError> {
         let mut refused = Vec::new();
@@ -217,15 +218,18 @@ impl SeriesStore for DynamoSeries {
                 self.window_item(series, window.start, &window.aggregate, window_width_ms);
             item.insert("version".to_owned(), n(1));
             item.insert("closed_by".to_owned(), s(&window.closed_by));
+            item.insert("from_version".to_owned(), n(state_version));
             let stored = self
                 .client
                 .put_item()
                 .table_name(&self.aggregates_table)
                 .set_item(Some(item))
                 .condition_expression(
-                    "attribute_not_exists(window_start) OR (closed_by = :by AND version = :one)",
+                    "attribute_not_exists(window_start) \
+                     OR (version = :one AND (closed_by = :by OR from_version = :from))",
                 )
                 .expression_attribute_values(":by", s(&window.closed_by))
+                .expression_attribute_values(":from", n(state_version))
                 .expression_attribute_values(":one", n(1))
                 .send()
                 .await;

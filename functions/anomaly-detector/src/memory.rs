@@ -31,10 +31,13 @@ pub struct MemorySeries {
     /// By device id.
     pub states: Mutex<HashMap<String, Versioned<DeviceState>>>,
     pub windows: Mutex<HashMap<WindowKey, Versioned<Aggregate>>>,
-    /// The reading that closed each window stored closed.
-    pub closed_by: Mutex<HashMap<WindowKey, String>>,
+    /// The reading that closed each window stored closed, and the state version it was
+    /// derived from.
+    pub closed_by: Mutex<HashMap<WindowKey, (String, u64)>>,
     /// Commits to refuse as conflicts before accepting, as if another writer got there.
     pub conflicts_to_inject: AtomicU32,
+    /// Commits to fail outright (nothing written), as a batch that never lands.
+    pub failures_to_inject: AtomicU32,
 }
 
 impl SeriesStore for MemorySeries {
@@ -65,6 +68,7 @@ impl SeriesStore for MemorySeries {
         &self,
         series: &str,
         closed: &[ClosedWindow],
+        state_version: u64,
         _: i64,
     ) -> Result<Vec<DateTime<Utc>>, PortError> {
         let mut windows = self.windows.lock().unwrap();
@@ -72,8 +76,10 @@ impl SeriesStore for MemorySeries {
         let mut refused = Vec::new();
         for window in closed {
             let key = (series.to_owned(), window.start);
-            let redo = closed_by.get(&key) == Some(&window.closed_by)
-                && windows.get(&key).map(|w| w.version) == Some(1);
+            let same_readings = closed_by
+                .get(&key)
+                .is_some_and(|(by, from)| by == &window.closed_by || *from == state_version);
+            let redo = same_readings && windows.get(&key).map(|w| w.version) == Some(1);
             if windows.contains_key(&key) && !redo {
                 refused.push(window.start);
                 continue;
@@ -85,12 +91,19 @@ impl SeriesStore for MemorySeries {
                     version: 1,
                 },
             );
-            closed_by.insert(key, window.closed_by.clone());
+            closed_by.insert(key, (window.closed_by.clone(), state_version));
         }
         Ok(refused)
     }
 
     async fn commit(&self, device_id: &str, commit: &Commit) -> Result<Committed, PortError> {
+        if self
+            .failures_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PortError::new("detector state write", "injected failure"));
+        }
         if self
             .conflicts_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

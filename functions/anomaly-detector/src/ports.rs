@@ -55,14 +55,16 @@ pub trait SeriesStore {
         starts: &[DateTime<Utc>],
     ) -> impl Future<Output = Result<BTreeMap<DateTime<Utc>, Versioned<Aggregate>>, PortError>> + Send;
     /// Stores windows the series has moved past, complete, before the state that moved
-    /// past them: each where it is absent, or where it was stored closed by the same
-    /// reading (a redo of the same readings) and nothing has merged into it since.
+    /// past them: each where it is absent, or where it is as some attempt from the same
+    /// readings stored it (closed by the same reading, or derived from the same state
+    /// version: a redo, or a batch that failed for good) and nothing merged into it since.
     /// Returns the windows refused: they hold readings from elsewhere (a state re-learned,
     /// a slower writer), and are to be merged into instead.
     fn store_closed(
         &self,
         series: &str,
         closed: &[ClosedWindow],
+        state_version: u64,
         window_width_ms: i64,
     ) -> impl Future<Output = Result<Vec<DateTime<Utc>>, PortError>> + Send;
     fn commit(

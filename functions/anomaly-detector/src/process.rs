@@ -21,6 +21,8 @@ const ATTEMPTS: u32 = 8;
 /// Windows a chunk of a series' points may touch: late readings' windows are written in
 /// one transaction with the state (DynamoDB allows 100 items).
 const MAX_WINDOWS_PER_COMMIT: usize = 50;
+/// Largest encoded device state written (DynamoDB items stop at 400 KB).
+const MAX_STATE_BYTES: usize = 300 * 1024;
 pub const SOURCE: &str = "anomaly-detector";
 /// Namespace of detection event ids, which are derived from what caused them so that a
 /// redelivered detection keeps its id.
@@ -234,7 +236,10 @@ async fn run_device<R, S: SeriesStore, D: Detections>(
             }
             let mut late = outcome.late;
             for (key, closed) in &outcome.closed {
-                let refused = ports.series.store_closed(key, closed, width_ms).await?;
+                let refused = ports
+                    .series
+                    .store_closed(key, closed, loaded.version, width_ms)
+                    .await?;
                 for window in closed.iter().filter(|w| refused.contains(&w.start)) {
                     late.entry(key.clone())
                         .or_default()
@@ -252,6 +257,10 @@ async fn run_device<R, S: SeriesStore, D: Detections>(
                     window.value.merge(aggregate);
                     merged.insert((key.clone(), *start), window);
                 }
+            }
+            let dropped = state.keep_within(MAX_STATE_BYTES);
+            if !dropped.is_empty() {
+                warn!(%device_id, ?dropped, "detector state too large; metrics heard from longest ago forgotten");
             }
             let commit = Commit {
                 state: Versioned {

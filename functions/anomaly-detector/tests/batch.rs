@@ -260,6 +260,37 @@ async fn a_re_learned_state_merges_into_a_stored_window_instead_of_replacing_it(
 }
 
 #[tokio::test]
+async fn a_batch_that_never_lands_leaves_no_readings_in_a_window_it_closed() {
+    let f = Fixture::new(vec![]);
+    let first = readings(
+        "d1",
+        "env-sensor",
+        &(0..10).map(f64::from).collect::<Vec<_>>(),
+        100,
+    );
+    f.run(&first).await;
+    // A batch that stores the window it moves past, then fails for good (its records go
+    // to the failure queue); the next one moves past the same window at another reading.
+    let lost = readings("d1", "env-sensor", &[1000.0; 31], 200);
+    f.series.failures_to_inject.store(1, Ordering::SeqCst);
+    let ports = Ports {
+        rules: &f.rules,
+        series: &f.series,
+        detections: &f.detections,
+    };
+    assert!(process(&ports, &config(), &lost[10..]).await.is_err());
+    let next = readings("d1", "env-sensor", &[5.0; 31], 300);
+    f.run(&next[10..]).await;
+    let windows = f.series.windows.lock().unwrap();
+    let stats = windows[&("d1#temperature".to_owned(), start())]
+        .value
+        .summary()
+        .unwrap();
+    // The first batch's 10 and the next one's 20 of that window; none of the lost ones.
+    assert_eq!((stats.count, stats.max), (30, 9.0));
+}
+
+#[tokio::test]
 async fn late_readings_merge_into_their_stored_window_once() {
     let f = Fixture::new(vec![]);
     let values: Vec<f64> = (0..40).map(f64::from).collect();

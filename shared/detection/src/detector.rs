@@ -72,7 +72,7 @@ pub struct DetectorState {
 }
 
 /// First byte of an encoded state; a state of another format is re-learned.
-const STATE_FORMAT: u8 = 1;
+const STATE_FORMAT: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("detector state is not readable: {0}")]
@@ -93,6 +93,26 @@ impl DeviceState {
         // Serializing plain data into a Vec cannot fail.
         postcard::to_io(self, &mut bytes).expect("detector state serializes");
         bytes
+    }
+
+    /// Drops the metrics heard from longest ago until the encoded state fits in
+    /// `max_bytes`: a device may invent metric names without end, and DynamoDB refuses
+    /// items over 400 KB. Returns the metrics dropped (their models start again if they
+    /// come back).
+    pub fn keep_within(&mut self, max_bytes: usize) -> Vec<String> {
+        let mut dropped = Vec::new();
+        while self.metrics.len() > 1 && self.encode().len() > max_bytes {
+            let oldest = self
+                .metrics
+                .iter()
+                .min_by_key(|(_, s)| s.open_window.map(|w| w.start))
+                .map(|(metric, _)| metric.clone());
+            if let Some(metric) = oldest {
+                self.metrics.remove(&metric);
+                dropped.push(metric);
+            }
+        }
+        dropped
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StateFormatError> {
@@ -649,6 +669,24 @@ mod tests {
         assert!(DeviceState::decode(&bytes[..bytes.len() / 2]).is_err());
     }
 
+    #[test]
+    fn a_state_too_large_loses_the_metrics_heard_from_longest_ago() {
+        let mut device = DeviceState::default();
+        for (minute, metric) in [(10, "a"), (0, "b"), (20, "c")] {
+            let mut state = DetectorState::default();
+            let mut batch = points(&[20.0]);
+            batch[0].ts += Duration::minutes(minute);
+            observe(&config(), "d1", metric, &[], &mut state, &batch);
+            device.metrics.insert(metric.to_owned(), state);
+        }
+        let whole = device.encode().len();
+        assert!(device.keep_within(whole).is_empty());
+        assert_eq!(device.keep_within(whole - 1), ["b"]);
+        assert_eq!(device.keep_within(1), ["a"]);
+        // The last metric stays, whatever its size.
+        assert_eq!(device.metrics.keys().collect::<Vec<_>>(), ["c"]);
+    }
+
     /// Postcard does not describe its layout: a field added, moved or retyped would decode
     /// stored states wrongly without an error. This pins the bytes of a small state, so
     /// such a change fails here and comes with a new `STATE_FORMAT`.
@@ -681,7 +719,7 @@ mod tests {
 
     const PINNED_LEN: usize = 645;
     const PINNED_HEAD: &str =
-        "01010b74656d706572617475726503030000000000c05040abaaaaaaaa4291403000000000000000";
+        "02010b74656d706572617475726503030000000000c05040abaaaaaaaa4291403000000000000000";
     const PINNED_TAIL: &str =
         "32335431303a30303a30305a14323032362d31312d32335431303a30353a30305a01\
         14323032362d31312d32335431303a30303a31305a010834393030303030320114323032362d31312d32\
