@@ -97,7 +97,8 @@ async fn alerts_reach_a_subscribed_webhook_signed_and_retried_with_backoff() {
         .unwrap();
     // Rules, registry and hooks are read again after at most 2 s locally.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let readings = hub_e2e::admin::warm_then_hot(40, 4, 95.0);
+    // 120 normal readings: the model judges a series once it has seen 100.
+    let readings = hub_e2e::admin::warm_then_hot(120, 4, 95.0);
     let (status, body) = device
         .post(serde_json::to_vec(&readings).unwrap())
         .await
