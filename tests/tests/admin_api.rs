@@ -328,6 +328,39 @@ async fn a_device_from_registration_to_decommissioning() {
     )
     .await;
 
+    // The newest reading is the last one published (seq 20, 22.0 °C), from the latest
+    // table; a real device's answers carry no simulation mark.
+    let latest = viewer
+        .get(&format!("/v1/devices/{id}/latest"))
+        .await
+        .unwrap();
+    assert_eq!(latest.data_source, None);
+    let latest = latest.ok().unwrap();
+    assert_eq!(latest["seq"], 20, "{latest}");
+    assert_eq!(latest["metrics"]["temperature"], 22.0, "{latest}");
+    // The list carries it too, on whichever page the device is.
+    let mut listed = None;
+    let mut next: Option<String> = None;
+    while listed.is_none() {
+        let path = match &next {
+            Some(token) => format!("/v1/devices?include=latest&limit=100&next_token={token}"),
+            None => "/v1/devices?include=latest&limit=100".to_owned(),
+        };
+        let page = viewer.get(&path).await.unwrap().ok().unwrap();
+        listed = page["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device_id"] == id.as_str())
+            .cloned();
+        match page["next_token"].as_str() {
+            Some(token) => next = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    let listed = listed.expect("the device is listed");
+    assert_eq!(listed["latest"]["seq"], 20, "{listed}");
+
     // Quarantined: its messages are dropped and counted, nothing is stored.
     let since = accounting::now_ms();
     let on = operator
@@ -417,6 +450,52 @@ async fn a_device_from_registration_to_decommissioning() {
         .unwrap();
     assert_eq!(row["status"], "decommissioned");
     assert!(points_in_range(&viewer, &id).await >= 25);
+
+    // The audit log, read back from its table, holds this device's changes newest first,
+    // each with who made it and how it ended; viewers and operators may not read it.
+    let mut actions = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(token) => format!(
+                "/v1/audit?since={}&limit=100&next_token={token}",
+                Utc::now().date_naive() - TimeDelta::days(1)
+            ),
+            None => format!(
+                "/v1/audit?since={}&limit=100",
+                Utc::now().date_naive() - TimeDelta::days(1)
+            ),
+        };
+        let page = admin.get(&path).await.unwrap().ok().unwrap();
+        for entry in page["entries"].as_array().unwrap() {
+            if entry["target"] == id.as_str() {
+                actions.push((
+                    entry["action"].as_str().unwrap().to_owned(),
+                    entry["outcome"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        match page["next_token"].as_str() {
+            Some(token) => next = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<(String, String)> = [
+        "DELETE /v1/devices/{id}",
+        "POST /v1/devices/{id}/api-keys",
+        "DELETE /v1/devices/{id}/quarantine",
+        "PUT /v1/devices/{id}/quarantine",
+    ]
+    .iter()
+    .map(|a| (a.to_string(), "done".to_owned()))
+    .collect();
+    assert_eq!(&actions[..4], &expected[..], "{actions:?}");
+    assert!(
+        actions.iter().any(|(a, _)| a == "POST /v1/devices"),
+        "{actions:?}"
+    );
+    assert_eq!(viewer.get("/v1/audit").await.unwrap().status, 403);
+    assert_eq!(operator.get("/v1/audit").await.unwrap().status, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]

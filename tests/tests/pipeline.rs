@@ -127,6 +127,22 @@ async fn every_message_is_stored_deduplicated_or_dead_lettered_with_a_reason() {
         "the dead-letter store and the metrics agree"
     );
 
+    // A simulated device's newest reading is served, marked as simulation data.
+    let viewer = stack.admin_client(hub_e2e::admin::Role::Viewer).unwrap();
+    let latest = viewer
+        .get(&format!("/v1/devices/{prefix}-00/latest"))
+        .await
+        .unwrap();
+    assert_eq!(latest.status, 200, "{}", latest.body);
+    assert_eq!(latest.data_source.as_deref(), Some("simulation"));
+    assert!(
+        latest.body["metrics"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        latest.body
+    );
+
     // The archive holds each stored reading once, under {device}/{yyyy}/{mm}/{dd}/.
     let archive = accounting::archive(&stack, &prefix).await.unwrap();
     assert_eq!(archive.readings, expected.stored, "archived readings");

@@ -1,15 +1,17 @@
 //! The device registry: register (IoT thing + thing group + registry row), list, get,
 //! update, quarantine, decommission (credentials refused, thing deleted, row kept).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     error::ApiError,
     ports::{
         CertificateRecord, CertificateState, Credentials, Device, DeviceChanges, DeviceFilter,
-        DeviceStatus, IotCertificateStatus, Registry, Things,
+        DeviceStatus, History, IotCertificateStatus, Registry, Things,
     },
     request::{decode_token, encode_token, name, text, ApiRequest, ApiResponse},
 };
@@ -169,11 +171,43 @@ pub async fn register<B: Registry + Things>(
 }
 
 pub async fn get<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    Ok(ApiResponse::ok(existing(registry, request).await?))
+    let device = existing(registry, request).await?;
+    let simulated = device.simulated;
+    Ok(ApiResponse::ok(device).simulated(simulated))
 }
 
-pub async fn list<R: Registry>(
-    registry: &R,
+/// `GET /v1/devices/{id}/latest`: the device's newest reading by measurement time.
+pub async fn latest<B: Registry + History>(
+    b: &B,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let device = existing(b, request).await?;
+    let reading = b
+        .latest(std::slice::from_ref(&device.device_id))
+        .await?
+        .remove(&device.device_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("a reading from device {}", device.device_id))
+        })?;
+    let mut body = serde_json::to_value(reading).expect("readings serialize");
+    body["device_id"] = json!(device.device_id);
+    Ok(ApiResponse::ok(body).simulated(device.simulated))
+}
+
+/// `include` of the device list: which extras each device carries.
+fn include_latest(request: &ApiRequest) -> Result<bool, ApiError> {
+    match request.query("include") {
+        None => Ok(false),
+        Some("latest") => Ok(true),
+        Some(other) => Err(ApiError::invalid(
+            "include",
+            format!("include must be latest, not {other:?}"),
+        )),
+    }
+}
+
+pub async fn list<B: Registry + History>(
+    registry: &B,
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let filter = DeviceFilter {
@@ -195,12 +229,85 @@ pub async fn list<R: Registry>(
             .transpose()?,
     };
     let limit = request.query_number("limit", 50, 1..=MAX_PAGE)?;
+    let with_latest = include_latest(request)?;
     let after = decode_token(request.query("next_token"))?;
     let page = registry.list(&filter, limit, after.as_deref()).await?;
+    let simulated = page.items.iter().any(|d| d.simulated);
+    let mut devices: Vec<Value> = page
+        .items
+        .iter()
+        .map(|d| serde_json::to_value(d).expect("devices serialize"))
+        .collect();
+    if with_latest {
+        let ids: Vec<String> = page.items.iter().map(|d| d.device_id.clone()).collect();
+        let mut latest = registry.latest(&ids).await?;
+        for (device, id) in devices.iter_mut().zip(&ids) {
+            device["latest"] = latest.remove(id).map_or(Value::Null, |r| {
+                serde_json::to_value(r).expect("readings serialize")
+            });
+        }
+    }
     Ok(ApiResponse::ok(json!({
-        "devices": page.items,
+        "devices": devices,
         "next_token": page.next.as_deref().map(encode_token),
-    })))
+    }))
+    .simulated(simulated))
+}
+
+/// Counts of one field's values, the absent value counted as `unknown`.
+fn tally(counts: &mut BTreeMap<String, u64>, value: Option<&str>) {
+    *counts
+        .entry(value.unwrap_or("unknown").to_owned())
+        .or_default() += 1;
+}
+
+/// `GET /v1/fleet/summary`: the fleet counted by status, and the devices in service by
+/// connectivity, firmware version and type. It reads the whole registry, a page at a
+/// time: made for a console's header, not for polling every second.
+pub async fn summary<R: Registry>(
+    registry: &R,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ApiError> {
+    let mut by_status = BTreeMap::new();
+    let mut by_connectivity = BTreeMap::new();
+    let mut by_firmware = BTreeMap::new();
+    let mut by_type = BTreeMap::new();
+    let (mut devices, mut in_service, mut quarantined, mut simulated) = (0u64, 0u64, 0u64, 0u64);
+    let mut after: Option<String> = None;
+    loop {
+        let page = registry
+            .list(&DeviceFilter::default(), MAX_PAGE, after.as_deref())
+            .await?;
+        for device in &page.items {
+            devices += 1;
+            tally(&mut by_status, Some(device.status.as_str()));
+            if device.status == DeviceStatus::Decommissioned {
+                continue;
+            }
+            in_service += 1;
+            tally(&mut by_connectivity, device.connectivity.as_deref());
+            tally(&mut by_firmware, device.firmware_version.as_deref());
+            tally(&mut by_type, Some(&device.device_type));
+            quarantined += u64::from(device.quarantined);
+            simulated += u64::from(device.simulated);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(ApiResponse::ok(json!({
+        "as_of": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "devices": devices,
+        "in_service": in_service,
+        "quarantined": quarantined,
+        "simulated": simulated,
+        "by_status": by_status,
+        "by_connectivity": by_connectivity,
+        "by_firmware_version": by_firmware,
+        "by_type": by_type,
+    }))
+    .simulated(simulated > 0))
 }
 
 pub async fn update<B: Registry + Things>(

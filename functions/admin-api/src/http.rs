@@ -39,11 +39,18 @@ impl<B: Backend> Api<B> {
     }
 }
 
+/// The header that marks answers holding simulated devices' data.
+pub const DATA_SOURCE: &str = "x-data-source";
+
 pub fn to_response(response: ApiResponse) -> Response<Body> {
-    Response::builder()
+    let mut builder = Response::builder()
         .status(response.status)
         .header(CONTENT_TYPE, "application/json")
-        .header(CACHE_CONTROL, "no-store")
+        .header(CACHE_CONTROL, "no-store");
+    if response.simulated {
+        builder = builder.header(DATA_SOURCE, "simulation");
+    }
+    builder
         .body(Body::from(response.body.to_string()))
         .expect("status and headers are valid")
 }

@@ -5,6 +5,7 @@
 //! role, writes the audit row of a change, and dispatches to the handler of the route.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod commands;
@@ -199,6 +200,9 @@ impl<B: Backend> Api<B> {
             Operation::ListRollouts => rollouts::list(b).await,
             Operation::GetRollout => rollouts::get(b, request).await,
             Operation::CancelRollout => rollouts::cancel(b, request, now).await,
+            Operation::GetLatestReading => devices::latest(b, request).await,
+            Operation::FleetSummary => devices::summary(b, now).await,
+            Operation::ListAudit => audit::list(b, request, now).await,
             Operation::ResolveAlert => {
                 alerts::transition(b, request, hub_detection::alert::AlertAction::Resolve, now)
                     .await

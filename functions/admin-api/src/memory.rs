@@ -33,6 +33,8 @@ pub struct MemoryBackend {
     pub certificates: Mutex<Vec<CertificateRecord>>,
     pub api_keys: Mutex<Vec<StoredKey>>,
     pub readings: Mutex<HashMap<String, Vec<Point>>>,
+    /// Device id -> newest reading.
+    pub latest: Mutex<HashMap<String, LatestReading>>,
     pub windows: Mutex<HashMap<String, Vec<WindowRow>>>,
     pub rules: Mutex<BTreeMap<String, ThresholdRule>>,
     pub webhooks: Mutex<BTreeMap<String, hub_detection::webhook::Webhook>>,
@@ -326,6 +328,21 @@ impl Credentials for MemoryBackend {
 }
 
 impl History for MemoryBackend {
+    async fn latest(
+        &self,
+        device_ids: &[String],
+    ) -> Result<HashMap<String, LatestReading>, PortError> {
+        assert!(
+            device_ids.len() <= MAX_LATEST_IDS,
+            "one BatchGetItem's worth"
+        );
+        let latest = self.latest.lock().unwrap();
+        Ok(device_ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), latest.get(id)?.clone())))
+            .collect())
+    }
+
     async fn readings(
         &self,
         series: &str,
@@ -436,7 +453,59 @@ impl Alerts for MemoryBackend {
     }
 }
 
+/// The row key the table sorts a day's rows by.
+fn audit_key(entry: &AuditEntry) -> String {
+    format!(
+        "{}#{}",
+        entry
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        entry.request_id
+    )
+}
+
 impl AuditLog for MemoryBackend {
+    async fn day(
+        &self,
+        day: chrono::NaiveDate,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<AuditRecord>, PortError> {
+        let audit = self.audit.lock().unwrap();
+        let mut rows: Vec<(String, AuditRecord)> = audit
+            .iter()
+            .filter(|(entry, _)| entry.at.date_naive() == day)
+            .map(|(entry, status)| {
+                let outcome = match status {
+                    None => "pending",
+                    Some(s) if *s < 400 => "done",
+                    Some(_) => "refused",
+                };
+                (
+                    audit_key(entry),
+                    AuditRecord {
+                        at: entry.at.to_rfc3339(),
+                        request_id: entry.request_id.clone(),
+                        actor: entry.actor.clone(),
+                        role: entry.role.to_owned(),
+                        action: entry.action.clone(),
+                        target: entry.target.clone(),
+                        outcome: outcome.to_owned(),
+                        status: *status,
+                    },
+                )
+            })
+            .filter(|(key, _)| after.is_none_or(|after| key.as_str() < after))
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        let next = (rows.len() > limit).then(|| rows[limit - 1].0.clone());
+        rows.truncate(limit);
+        Ok(Page {
+            items: rows.into_iter().map(|(_, record)| record).collect(),
+            next,
+        })
+    }
+
     async fn begin(&self, entry: &AuditEntry) -> Result<(), PortError> {
         self.audit.lock().unwrap().push((entry.clone(), None));
         Ok(())

@@ -1,9 +1,12 @@
 //! What the API needs from outside, as narrow traits over plain data: the AWS adapters
 //! (`aws`) and the in-memory fakes (`memory`) implement them.
 
-use std::future::Future;
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hub_credentials::StoredKey;
 use hub_detection::rule::ThresholdRule;
 use hub_events::AlertState;
@@ -291,7 +294,28 @@ pub struct WindowRow {
     pub max: f64,
 }
 
+/// A device's newest reading, as the telemetry store keeps it (by measurement time).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatestReading {
+    /// Measurement time, RFC 3339.
+    pub ts: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub metrics: BTreeMap<String, f64>,
+    pub status: String,
+    pub received_at: String,
+}
+
+/// Device ids one `latest` call reads at most (one DynamoDB BatchGetItem).
+pub const MAX_LATEST_IDS: usize = 100;
+
 pub trait History {
+    /// The newest reading of each of `device_ids` (at most [`MAX_LATEST_IDS`]) that has
+    /// one; devices without a reading are absent.
+    fn latest(
+        &self,
+        device_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, LatestReading>, PortError>> + Send;
     /// Readings of `series` with `start_ms <= ts <= end_ms`, in time order, at most
     /// `limit`; the flag says more were left.
     fn readings(
@@ -408,7 +432,32 @@ pub struct AuditEntry {
     pub target: Option<String>,
 }
 
+/// An audit row as read back: the entry and how the change ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub at: String,
+    pub request_id: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// `pending` (the change began and its outcome was never written), `done`, `refused`.
+    pub outcome: String,
+    /// The HTTP status the change was answered with, once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
 pub trait AuditLog {
+    /// Rows of one UTC day, newest first, at most `limit`, after the row `after` (the
+    /// page's `next`, a row key).
+    fn day(
+        &self,
+        day: NaiveDate,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<Page<AuditRecord>, PortError>> + Send;
     fn begin(&self, entry: &AuditEntry) -> impl Future<Output = Result<(), PortError>> + Send;
     fn finish(
         &self,

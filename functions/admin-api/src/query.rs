@@ -9,7 +9,7 @@ use crate::{
     devices::device_id,
     downsample::{merge_windows, min_max, MIN_POINTS},
     error::ApiError,
-    ports::History,
+    ports::{History, Registry},
     request::{ApiRequest, ApiResponse},
 };
 
@@ -53,7 +53,7 @@ fn time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub async fn query<H: History>(
+pub async fn query<H: History + Registry>(
     history: &H,
     request: &ApiRequest,
     window_seconds: i64,
@@ -92,6 +92,9 @@ pub async fn query<H: History>(
             ))
         }
     };
+    // A device that is not (or no longer) registered may still have history; only a
+    // registered simulated one marks the answer.
+    let simulated = history.get(&device).await?.is_some_and(|d| d.simulated);
     let (start_ms, end_ms) = (start.timestamp_millis(), end.timestamp_millis());
     let series = format!("{device}#{metric}");
     let per_point_ms = (end_ms - start_ms) / max_points as i64;
@@ -117,7 +120,7 @@ pub async fn query<H: History>(
                 .iter()
                 .map(|p| json!({ "ts": time(p.ts_ms), "value": p.value }))
                 .collect::<Value>();
-            return Ok(ApiResponse::ok(body));
+            return Ok(ApiResponse::ok(body).simulated(simulated));
         }
         if source == Source::Raw {
             return Err(ApiError::invalid(
@@ -152,5 +155,5 @@ pub async fn query<H: History>(
             })
         })
         .collect::<Value>();
-    Ok(ApiResponse::ok(body))
+    Ok(ApiResponse::ok(body).simulated(simulated))
 }

@@ -25,6 +25,9 @@ pub struct ApiRequest {
 pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
+    /// The answer holds data of simulated devices (`X-Data-Source: simulation`), so no
+    /// client mistakes it for a real fleet's.
+    pub simulated: bool,
 }
 
 impl ApiResponse {
@@ -40,7 +43,14 @@ impl ApiResponse {
         Self {
             status,
             body: serde_json::to_value(body).expect("response bodies serialize"),
+            simulated: false,
         }
+    }
+
+    /// Marks the answer as holding simulated devices' data when `simulated`.
+    pub fn simulated(mut self, simulated: bool) -> Self {
+        self.simulated = simulated;
+        self
     }
 }
 
@@ -49,6 +59,7 @@ impl From<ApiError> for ApiResponse {
         Self {
             status: err.status,
             body: err.body(),
+            simulated: false,
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum Operation {
     ListRollouts,
     GetRollout,
     CancelRollout,
+    GetLatestReading,
+    FleetSummary,
+    ListAudit,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +156,8 @@ pub const ROUTES: &[Route] = &[
         Operator,
         ReleaseDevice,
     ),
+    route("GET", "/v1/devices/{id}/latest", Viewer, GetLatestReading),
+    route("GET", "/v1/fleet/summary", Viewer, FleetSummary),
     route("GET", "/v1/devices/{id}/shadow", Viewer, GetShadow),
     route("PATCH", "/v1/devices/{id}/shadow", Operator, UpdateShadow),
     route("POST", "/v1/devices/{id}/commands", Operator, SendCommand),
@@ -182,6 +187,7 @@ pub const ROUTES: &[Route] = &[
     // URLs can carry tokens: operators only.
     route("GET", "/v1/webhooks", Operator, ListWebhooks),
     route("DELETE", "/v1/webhooks/{id}", Operator, DeleteWebhook),
+    route("GET", "/v1/audit", Admin, ListAudit),
 ];
 
 /// The route with this API Gateway route key.
@@ -241,8 +247,9 @@ mod tests {
     #[test]
     fn only_reads_are_open_to_viewers() {
         for route in ROUTES {
-            // Webhook URLs can carry tokens: the one read that is not a viewer's.
-            let operators_only = route.operation == ListWebhooks;
+            // Webhook URLs can carry tokens, and the audit log names every actor: the
+            // reads that are not a viewer's.
+            let operators_only = matches!(route.operation, ListWebhooks | ListAudit);
             assert_eq!(
                 route.role == Viewer,
                 route.method == "GET" && !operators_only,

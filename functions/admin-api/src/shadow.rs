@@ -109,7 +109,7 @@ pub async fn get<B: Registry + DeviceData>(
 ) -> Result<ApiResponse, ApiError> {
     let device = in_service(b, request).await?;
     let document = b.shadow(&device.device_id).await?;
-    Ok(ApiResponse::ok(view(&device.device_id, document.as_ref())))
+    Ok(ApiResponse::ok(view(&device.device_id, document.as_ref())).simulated(device.simulated))
 }
 
 pub async fn update<B: Registry + DeviceData>(

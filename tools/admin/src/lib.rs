@@ -45,6 +45,8 @@ impl Settings {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// `X-Data-Source`: `simulation` when the answer holds simulated devices' data.
+    pub data_source: Option<String>,
 }
 
 impl Reply {
@@ -240,13 +242,22 @@ impl AdminClient {
             .await
             .with_context(|| format!("{method} {url}"))?;
         let status = response.status().as_u16();
+        let data_source = response
+            .headers()
+            .get("x-data-source")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            data_source,
+        })
     }
 
     pub async fn get(&self, path: &str) -> Result<Reply> {

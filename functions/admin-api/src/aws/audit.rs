@@ -1,4 +1,5 @@
-use hub_runtime::dynamodb::{n, s, Item};
+use chrono::NaiveDate;
+use hub_runtime::dynamodb::{n, number, s, string, Item};
 
 use super::{describe, AwsBackend};
 use crate::ports::*;
@@ -20,7 +21,53 @@ fn key(entry: &AuditEntry) -> Item {
     ])
 }
 
+fn record(item: &Item) -> Option<AuditRecord> {
+    Some(AuditRecord {
+        at: string(item, "at")?,
+        request_id: string(item, "request_id")?,
+        actor: string(item, "actor")?,
+        role: string(item, "role")?,
+        action: string(item, "action")?,
+        target: string(item, "target"),
+        outcome: string(item, "outcome")?,
+        status: number(item, "status"),
+    })
+}
+
 impl AuditLog for AwsBackend {
+    async fn day(
+        &self,
+        day: NaiveDate,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<AuditRecord>, PortError> {
+        let day = s(day.format("%Y-%m-%d").to_string());
+        let start = after.map(|event_key| {
+            Item::from([
+                ("day".to_owned(), day.clone()),
+                ("event_key".to_owned(), s(event_key)),
+            ])
+        });
+        let output = self
+            .dynamodb
+            .query()
+            .table_name(&self.tables.audit)
+            .key_condition_expression("#day = :day")
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":day", day)
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| PortError::new("audit read", describe(e)))?;
+        let items: Vec<AuditRecord> = output.items().iter().filter_map(record).collect();
+        let next = output
+            .last_evaluated_key()
+            .and_then(|key| string(key, "event_key"));
+        Ok(Page { items, next })
+    }
+
     async fn begin(&self, entry: &AuditEntry) -> Result<(), PortError> {
         let mut item = key(entry);
         item.extend([

@@ -1,11 +1,49 @@
+use std::collections::{BTreeMap, HashMap};
+
 use hub_detection::DeviceState;
-use hub_runtime::dynamodb::{n, number, s};
+use hub_runtime::dynamodb::{batch_get, key, n, number, s, string, Item};
 use hub_telemetry::hot_store::{sort_key_ceiling, sort_key_floor};
 
 use super::{describe, AwsBackend};
 use crate::ports::*;
 
+/// A latest-table row (written by the telemetry store): `ts` epoch ms, `metrics` a map.
+fn latest_reading(item: &Item) -> Option<(String, LatestReading)> {
+    let ts = chrono::DateTime::from_timestamp_millis(number(item, "ts")?)?;
+    let metrics = item
+        .get("metrics")?
+        .as_m()
+        .ok()?
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_n().ok()?.parse().ok()?)))
+        .collect::<BTreeMap<_, _>>();
+    Some((
+        string(item, "device_id")?,
+        LatestReading {
+            ts: ts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            seq: number(item, "seq"),
+            metrics,
+            status: string(item, "status")?,
+            received_at: string(item, "received_at")?,
+        },
+    ))
+}
+
 impl History for AwsBackend {
+    async fn latest(
+        &self,
+        device_ids: &[String],
+    ) -> Result<HashMap<String, LatestReading>, PortError> {
+        if device_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = device_ids.iter().map(|id| key("device_id", id)).collect();
+        let items = batch_get(&self.dynamodb, &self.tables.latest, keys)
+            .await
+            .map_err(|e| PortError::new("latest read", e))?;
+        Ok(items.iter().filter_map(latest_reading).collect())
+    }
+
     async fn readings(
         &self,
         series: &str,

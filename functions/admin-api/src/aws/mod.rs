@@ -25,6 +25,8 @@ pub struct Tables {
     pub devices: String,
     pub credentials: String,
     pub telemetry: String,
+    /// Each device's newest reading.
+    pub latest: String,
     pub aggregates: String,
     /// The detector's state per series, which holds the series' open window.
     pub detector_state: String,
@@ -51,6 +53,7 @@ impl Tables {
             devices: config::required("DEVICES_TABLE")?,
             credentials: config::required("CREDENTIALS_TABLE")?,
             telemetry: config::required("TELEMETRY_TABLE")?,
+            latest: config::required("LATEST_TABLE")?,
             aggregates: config::required("AGGREGATES_TABLE")?,
             detector_state: config::required("DETECTOR_STATE_TABLE")?,
             alert_rules: config::required("ALERT_RULES_TABLE")?,

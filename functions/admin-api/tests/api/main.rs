@@ -6,6 +6,7 @@ mod support;
 
 mod alerts;
 mod commands;
+mod console_reads;
 mod credentials;
 mod devices;
 mod firmware;
