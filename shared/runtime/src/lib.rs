@@ -14,6 +14,7 @@ pub mod emf;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 pub mod net;
+pub mod role;
 #[cfg(feature = "stream")]
 pub mod stream;
 
