@@ -329,7 +329,20 @@ async fn a_device_from_registration_to_decommissioning() {
     .await;
 
     // The newest reading is the last one published (seq 20, 22.0 °C), from the latest
-    // table; a real device's answers carry no simulation mark.
+    // table (written just after the hot-store rows); a real device's answers carry no
+    // simulation mark.
+    wait_until(
+        "the latest reading is seq 20",
+        Duration::from_secs(30),
+        async || {
+            let reply = viewer
+                .get(&format!("/v1/devices/{id}/latest"))
+                .await
+                .unwrap();
+            reply.status == 200 && reply.body["seq"] == 20
+        },
+    )
+    .await;
     let latest = viewer
         .get(&format!("/v1/devices/{id}/latest"))
         .await
@@ -455,16 +468,13 @@ async fn a_device_from_registration_to_decommissioning() {
     // each with who made it and how it ended; viewers and operators may not read it.
     let mut actions = Vec::new();
     let mut next: Option<String> = None;
+    // One window for every page, so a listing that crosses midnight keeps its tokens valid.
+    let today = Utc::now().date_naive();
+    let window = format!("since={}&until={today}", today - TimeDelta::days(1));
     loop {
         let path = match &next {
-            Some(token) => format!(
-                "/v1/audit?since={}&limit=100&next_token={token}",
-                Utc::now().date_naive() - TimeDelta::days(1)
-            ),
-            None => format!(
-                "/v1/audit?since={}&limit=100",
-                Utc::now().date_naive() - TimeDelta::days(1)
-            ),
+            Some(token) => format!("/v1/audit?{window}&limit=100&next_token={token}"),
+            None => format!("/v1/audit?{window}&limit=100"),
         };
         let page = admin.get(&path).await.unwrap().ok().unwrap();
         for entry in page["entries"].as_array().unwrap() {

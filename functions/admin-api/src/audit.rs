@@ -1,7 +1,7 @@
 //! `GET /v1/audit`: the audit log read back, newest first, a page at a time across the
 //! days it is partitioned by.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use serde_json::json;
 
 use crate::{
@@ -15,21 +15,56 @@ pub const MAX_DAYS: i64 = 31;
 /// Days walked back when `since` is not given.
 pub const DEFAULT_DAYS: i64 = 7;
 
+/// The first and last days a listing may name.
+const EARLIEST: (i32, u32, u32) = (1970, 1, 1);
+const LATEST: (i32, u32, u32) = (9999, 12, 31);
+
 fn date(field: &str, text: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::invalid(
-            field,
-            format!("{field} must be a date YYYY-MM-DD, not {text:?}"),
-        )
-    })
+    let bounds = |(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (bounds(EARLIEST)..=bounds(LATEST)).contains(d))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be a date YYYY-MM-DD from 1970 to 9999, not {text:?}"),
+            )
+        })
 }
 
-/// Where a listing goes on: the day and the last row key returned of it (none: the day
-/// from its newest row).
-fn cursor(token: &str) -> Option<(NaiveDate, Option<String>)> {
-    let (day, key) = token.split_once('|')?;
-    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    Some((day, (!key.is_empty()).then(|| key.to_owned())))
+/// Where a listing goes on: its window, the day, and the last row key returned of it
+/// (none: the day from its newest row). The window rides in the token so a listing
+/// that pages across midnight keeps the days it began with.
+struct Cursor {
+    since: NaiveDate,
+    until: NaiveDate,
+    day: NaiveDate,
+    after: Option<String>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        encode_token(&format!(
+            "{}|{}|{}|{}",
+            self.since,
+            self.until,
+            self.day,
+            self.after.as_deref().unwrap_or_default()
+        ))
+    }
+
+    fn decode(token: &str) -> Option<Self> {
+        let mut parts = token.splitn(4, '|');
+        let mut day = || NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok();
+        let (since, until, at) = (day()?, day()?, day()?);
+        let after = parts.next()?;
+        ((since..=until).contains(&at)).then(|| Self {
+            since,
+            until,
+            day: at,
+            after: (!after.is_empty()).then(|| after.to_owned()),
+        })
+    }
 }
 
 pub async fn list<A: AuditLog>(
@@ -37,17 +72,44 @@ pub async fn list<A: AuditLog>(
     request: &ApiRequest,
     now: DateTime<Utc>,
 ) -> Result<ApiResponse, ApiError> {
-    let today = now.date_naive();
-    let until = request
+    let given_until = request
         .query("until")
         .map(|t| date("until", t))
-        .transpose()?
-        .unwrap_or(today);
-    let since = request
+        .transpose()?;
+    let given_since = request
         .query("since")
         .map(|t| date("since", t))
-        .transpose()?
-        .unwrap_or(until - chrono::Duration::days(DEFAULT_DAYS - 1));
+        .transpose()?;
+    let limit = request.query_number("limit", 50, 1..=100)?;
+    let cursor = match decode_token(request.query("next_token"))? {
+        Some(token) => {
+            let cursor = Cursor::decode(&token)
+                .filter(|c| given_since.is_none_or(|s| s == c.since))
+                .filter(|c| given_until.is_none_or(|u| u == c.until))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "next_token",
+                        "next_token is not a token of this listing (same since and until)",
+                    )
+                })?;
+            Some(cursor)
+        }
+        None => None,
+    };
+    let (since, until) = match &cursor {
+        Some(c) => (c.since, c.until),
+        None => {
+            let until = given_until.unwrap_or_else(|| now.date_naive());
+            let since = match given_since {
+                Some(since) => since,
+                None => until
+                    .checked_sub_days(chrono::Days::new(DEFAULT_DAYS as u64 - 1))
+                    .filter(|d| d.year() >= EARLIEST.0)
+                    .unwrap_or(until),
+            };
+            (since, until)
+        }
+    };
     if since > until {
         return Err(ApiError::invalid("since", "since must not be after until"));
     }
@@ -57,16 +119,8 @@ pub async fn list<A: AuditLog>(
             format!("a listing covers at most {MAX_DAYS} days"),
         ));
     }
-    let limit = request.query_number("limit", 50, 1..=100)?;
-    let (mut day, mut after) = match decode_token(request.query("next_token"))? {
-        Some(token) => cursor(&token)
-            .filter(|(day, _)| (since..=until).contains(day))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "next_token",
-                    "next_token is not a token of this listing (same since and until)",
-                )
-            })?,
+    let (mut day, mut after) = match cursor {
+        Some(c) => (c.day, c.after),
         None => (until, None),
     };
     let mut entries = Vec::new();
@@ -77,7 +131,12 @@ pub async fn list<A: AuditLog>(
         entries.extend(page.items);
         if let Some(key) = page.next {
             if entries.len() == limit {
-                break Some(format!("{day}|{key}"));
+                break Some(Cursor {
+                    since,
+                    until,
+                    day,
+                    after: Some(key),
+                });
             }
             after = Some(key);
             continue;
@@ -87,7 +146,12 @@ pub async fn list<A: AuditLog>(
         };
         if entries.len() == limit {
             // Earlier days may hold more; the next page starts with the previous day.
-            break Some(format!("{previous}|"));
+            break Some(Cursor {
+                since,
+                until,
+                day: previous,
+                after: None,
+            });
         }
         (day, after) = (previous, None);
     };
@@ -95,6 +159,6 @@ pub async fn list<A: AuditLog>(
         "entries": entries,
         "since": since.to_string(),
         "until": until.to_string(),
-        "next_token": next.as_deref().map(encode_token),
+        "next_token": next.as_ref().map(Cursor::encode),
     })))
 }

@@ -1,7 +1,7 @@
 //! The fan-out: each event goes once to every connection subscribed to any of its
 //! channels; a connection found gone is forgotten. Sends run a few at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{stream, StreamExt as _};
 use serde_json::Value;
@@ -43,7 +43,9 @@ pub async fn push<C: Connections + Sync, S: Sockets + Sync>(
         .into_iter()
         .collect();
     let subscribers = connections.subscribers(&channels).await?;
-    let mut deliveries: Vec<(String, Vec<u8>)> = Vec::new();
+    // Per connection, its events in order: a console must see an alert raised before it
+    // sees it resolved. Connections are served concurrently.
+    let mut deliveries: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for event in events {
         let targets: BTreeSet<&String> = event
             .channels
@@ -55,12 +57,28 @@ pub async fn push<C: Connections + Sync, S: Sockets + Sync>(
             continue;
         }
         let payload = event.message.to_string().into_bytes();
-        deliveries.extend(targets.into_iter().map(|t| (t.clone(), payload.clone())));
+        for target in targets {
+            deliveries
+                .entry(target.clone())
+                .or_default()
+                .push(payload.clone());
+        }
     }
-    let results: Vec<(String, Result<Sent, PortError>)> = stream::iter(deliveries)
-        .map(|(connection, payload)| async move {
-            let result = sockets.send(&connection, &payload).await;
-            (connection, result)
+    let outcomes: Vec<(String, usize, usize, bool)> = stream::iter(deliveries)
+        .map(|(connection, payloads)| async move {
+            let (mut sent, mut failed) = (0, 0);
+            for payload in &payloads {
+                match sockets.send(&connection, payload).await {
+                    Ok(Sent::Delivered) => sent += 1,
+                    // Nothing more reaches a gone socket.
+                    Ok(Sent::Gone) => return (connection, sent, failed, true),
+                    Err(err) => {
+                        failed += 1;
+                        tracing::warn!(%connection, error = %err, "push failed");
+                    }
+                }
+            }
+            (connection, sent, failed, false)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -69,22 +87,17 @@ pub async fn push<C: Connections + Sync, S: Sockets + Sync>(
         events: events.len(),
         ..PushSummary::default()
     };
-    let mut gone = BTreeSet::new();
-    for (connection, result) in results {
-        match result {
-            Ok(Sent::Delivered) => summary.sent += 1,
-            Ok(Sent::Gone) => {
-                gone.insert(connection);
-            }
-            Err(err) => {
-                summary.failed += 1;
-                tracing::warn!(%connection, error = %err, "push failed");
-            }
+    for (connection, sent, failed, gone) in outcomes {
+        summary.sent += sent;
+        summary.failed += failed;
+        if !gone {
+            continue;
         }
-    }
-    summary.gone = gone.len();
-    for connection in gone {
-        connections.close(&connection).await?;
+        summary.gone += 1;
+        // A record left behind expires with its TTL; the batch is not sent again for it.
+        if let Err(err) = connections.close(&connection).await {
+            tracing::warn!(%connection, error = %err, "gone connection not removed");
+        }
     }
     Ok(summary)
 }

@@ -97,6 +97,7 @@ impl Verifier {
         // Access tokens carry client_id, not aud; the client is checked below.
         validation.validate_aud = false;
         validation.leeway = 5;
+        validation.validate_nbf = true;
         let claims = decode::<Claims>(token, key, &validation)
             .map_err(|e| Refusal::Invalid(e.to_string()))?
             .claims;
@@ -104,7 +105,7 @@ impl Verifier {
             return Err(Refusal::NotAccess(claims.token_use));
         }
         let client = claims.client_id.unwrap_or_default();
-        if !self.clients.contains(&client) {
+        if client.is_empty() || !self.clients.contains(&client) {
             return Err(Refusal::Client(client));
         }
         let role = Role::from_scopes(
