@@ -1,5 +1,6 @@
 //! What a console subscribes to: `device:{id}`, `type:{device_type}`, `group:{group}`,
-//! `alerts`, `rollouts`, `rollout:{id}`. A channel's text is its key in the subscriptions
+//! `fleet` (every device's registry changes, not its readings), `alerts`, `rollouts`,
+//! `rollout:{id}`. A channel's text is its key in the subscriptions
 //! table, so parsing and printing are exact inverses.
 
 use std::fmt;
@@ -9,6 +10,7 @@ pub enum Channel {
     Device(String),
     DeviceType(String),
     Group(String),
+    Fleet,
     Alerts,
     Rollouts,
     Rollout(String),
@@ -37,13 +39,14 @@ fn id(kind: &str, value: &str) -> Result<String, ChannelError> {
 impl Channel {
     pub fn parse(text: &str) -> Result<Self, ChannelError> {
         match text {
+            "fleet" => return Ok(Self::Fleet),
             "alerts" => return Ok(Self::Alerts),
             "rollouts" => return Ok(Self::Rollouts),
             _ => {}
         }
         let Some((kind, value)) = text.split_once(':') else {
             return Err(ChannelError(format!(
-                "unknown channel {:?}: one of device:ID, type:TYPE, group:GROUP, alerts, rollouts, rollout:ID",
+                "unknown channel {:?}: one of device:ID, type:TYPE, group:GROUP, fleet, alerts, rollouts, rollout:ID",
                 truncated(text)
             )));
         };
@@ -71,6 +74,7 @@ impl fmt::Display for Channel {
             Self::Device(id) => write!(f, "device:{id}"),
             Self::DeviceType(t) => write!(f, "type:{t}"),
             Self::Group(g) => write!(f, "group:{g}"),
+            Self::Fleet => f.write_str("fleet"),
             Self::Alerts => f.write_str("alerts"),
             Self::Rollouts => f.write_str("rollouts"),
             Self::Rollout(id) => write!(f, "rollout:{id}"),
@@ -100,6 +104,7 @@ mod tests {
             "device:sensor-1",
             "type:env-sensor",
             "group:plant-a",
+            "fleet",
             "alerts",
             "rollouts",
             "rollout:ota-0123",

@@ -5,6 +5,8 @@
 pub mod aws;
 pub mod channel;
 pub mod coalesce;
+pub mod entry;
+pub mod events;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod ports;
