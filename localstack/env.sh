@@ -8,6 +8,8 @@ export HUB_STACK_NAME="${HUB_STACK_NAME:-iot-hub}"
 export HUB_STACK_DIR="${HUB_STACK_DIR:-$HUB_ROOT/.local/stack}"
 export HUB_EMULATOR_PORT="${HUB_EMULATOR_PORT:-4566}"
 export HUB_MQTT_PORT="${HUB_MQTT_PORT:-8883}"
+# Where the operator console is served locally (its sign-in returns there).
+export HUB_CONSOLE_PORT="${HUB_CONSOLE_PORT:-8480}"
 export HUB_VENV_DIR="${HUB_VENV_DIR:-$HUB_ROOT/.local/venv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HUB_ROOT/target}"
 

@@ -10,6 +10,7 @@ export HUB_STACK_NAME=iot-hub-test
 export HUB_STACK_DIR="$HUB_ROOT/.local/test-stack"
 export HUB_EMULATOR_PORT="${HUB_TEST_EMULATOR_PORT:-4610}"
 export HUB_MQTT_PORT="${HUB_TEST_MQTT_PORT:-18883}"
+export HUB_CONSOLE_PORT="${HUB_TEST_CONSOLE_PORT:-18480}"
 
 timings=()
 step() {

@@ -11,8 +11,8 @@ if [ -d "$pids" ] && ls "$pids"/*.pid >/dev/null 2>&1; then
   hub_log "a stack is already running from $stack; stopping it first"
   "$HUB_ROOT/localstack/down.sh"
 fi
-for port in "$HUB_EMULATOR_PORT" "$HUB_MQTT_PORT"; do
-  ! hub_port_open "$port" || hub_die "port $port is in use (set HUB_EMULATOR_PORT / HUB_MQTT_PORT)"
+for port in "$HUB_EMULATOR_PORT" "$HUB_MQTT_PORT" "$HUB_CONSOLE_PORT"; do
+  ! hub_port_open "$port" || hub_die "port $port is in use (set HUB_EMULATOR_PORT / HUB_MQTT_PORT / HUB_CONSOLE_PORT)"
 done
 rm -rf "$stack"
 mkdir -p "$pids" "$stack/emulator-state" "$stack/tmp" "$stack/logs" "$stack/mosquitto"
@@ -39,6 +39,7 @@ hub_log "deploying template.yaml as stack $HUB_STACK_NAME"
   --parameter ReportBatchItemFailures=false --parameter RulesCacheSeconds=2 \
   --parameter RegistryCacheSeconds=2 --parameter CredentialSweepMinutes=1 \
   --parameter AllowHttpWebhooks=true --parameter AllowPrivateWebhookAddresses=true \
+  --parameter ConsoleUrl="http://127.0.0.1:$HUB_CONSOLE_PORT/" \
   --parameter FirmwareSigningPublicKey="$(cat "$stack/pki/firmware-signing.pub")" \
   --binaries-dir "$CARGO_TARGET_DIR/debug" \
   --outputs-file "$stack/outputs.json"
@@ -96,6 +97,8 @@ export HUB_API_URL='$api_url'
 export HUB_TOKEN_URL=$endpoint/oauth2/token
 export HUB_FIRMWARE_SIGNING_KEY=$stack/pki/firmware-signing.pk8
 export HUB_ASYNC_FAILURE_QUEUE_URL=$(output AsyncFailureQueueUrl)
+export HUB_USER_POOL_ID=$(output AdminUserPoolId)
+export HUB_CONSOLE_URL=http://127.0.0.1:$HUB_CONSOLE_PORT/
 $clients
 export HUB_CLIENT_ID=\$HUB_ADMIN_CLIENT_ID
 export HUB_CLIENT_SECRET=\$HUB_ADMIN_CLIENT_SECRET

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod alert_inbox;
 pub mod http_device;
 pub mod ota;
+pub mod signin;
 pub mod webhook_receiver;
 
 pub use hub_sim::provision::Device;
@@ -162,6 +163,14 @@ impl Stack {
             .await?;
         anyhow::ensure!(status.success(), "emulator.sh restart: {status}");
         Ok(())
+    }
+
+    /// A variable of `stack.env`.
+    pub fn env_var(&self, name: &str) -> Result<String> {
+        self.env
+            .get(name)
+            .cloned()
+            .with_context(|| format!("{name} missing from stack.env"))
     }
 
     pub fn output(&self, key: &str) -> &str {

@@ -96,15 +96,36 @@ fn the_openapi_document_describes_exactly_the_router() {
     assert_eq!(described, router());
 }
 
+/// The resource a `!Ref` names.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
 #[test]
 fn the_template_routes_are_exactly_the_router_with_the_same_scopes() {
     let template = load("template.yaml");
     let mut deployed = BTreeMap::new();
+    let mut realtime = BTreeMap::new();
     for (id, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::ApiGatewayV2::Route") {
             continue;
         }
         let properties = &resource["Properties"];
+        match reference(&properties["ApiId"]) {
+            Some("HubApi") => {}
+            // The consoles' WebSocket API: only its $connect carries the token check.
+            Some("RealtimeApi") => {
+                realtime.insert(
+                    properties["RouteKey"].as_str().unwrap().to_owned(),
+                    properties["AuthorizationType"].as_str().map(str::to_owned),
+                );
+                continue;
+            }
+            other => panic!("{id:?}: a route of an unknown API {other:?}"),
+        }
         let key = properties["RouteKey"].as_str().unwrap().to_owned();
         let authorization = properties["AuthorizationType"].as_str().unwrap();
         if key == INGEST {
@@ -118,4 +139,14 @@ fn the_template_routes_are_exactly_the_router_with_the_same_scopes() {
         deployed.insert(key, strings(&properties["AuthorizationScopes"]));
     }
     assert_eq!(deployed, router());
+    let route = |key: &str, authorization: &str| (key.to_owned(), Some(authorization.to_owned()));
+    assert_eq!(
+        realtime,
+        BTreeMap::from([
+            route("$connect", "CUSTOM"),
+            route("$default", "NONE"),
+            route("$disconnect", "NONE"),
+        ]),
+        "the WebSocket routes"
+    );
 }

@@ -284,6 +284,7 @@ impl AdminClient {
 /// A device's credentials as files: `key.pem` (0600, made here, never sent), `cert.pem`,
 /// `certificate-id`.
 pub mod replay;
+pub mod users;
 
 pub mod files {
     use std::path::Path;

@@ -5,7 +5,9 @@ mod cli;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use cli::{alerts::AlertCommand, firmware::FirmwareCommand, rollouts::RolloutCommand};
+use cli::{
+    alerts::AlertCommand, firmware::FirmwareCommand, rollouts::RolloutCommand, users::UserCommand,
+};
 use hub_admin::{AdminClient, Settings};
 
 #[derive(Parser)]
@@ -48,6 +50,9 @@ enum Command {
     /// Firmware rollouts to thing groups.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// People who sign in to the console, and their roles (AWS credentials from the
+    /// environment; `AWS_ENDPOINT_URL` locally).
+    User(UserCommand),
     /// Print an access token (for scripts).
     Token,
     /// Hand the events waiting on the asynchronous-failure queue back to their
@@ -95,6 +100,10 @@ async fn main() -> Result<()> {
         eprintln!("replayed {}", outcome.replayed);
         return Ok(());
     }
+    if let Command::User(command) = cli.command {
+        // Works on the user pool directly, not through the admin API.
+        return command.run().await;
+    }
     let client = AdminClient::new(settings(cli.connection)?)?;
     match cli.command {
         Command::Devices(command) => command.run(&client).await?,
@@ -102,7 +111,9 @@ async fn main() -> Result<()> {
         Command::Firmware(command) => command.run(&client).await?,
         Command::Rollout(command) => command.run(&client).await?,
         Command::Token => println!("{}", client.token().await?),
-        Command::Replay { .. } => unreachable!("handled before the API client is made"),
+        Command::Replay { .. } | Command::User(_) => {
+            unreachable!("handled before the API client is made")
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod devices;
 pub mod firmware;
 pub mod rollouts;
+pub mod users;
 
 use serde_json::Value;
 
