@@ -35,8 +35,29 @@ stop() {
   hub_die "the emulator ($pid) did not stop within 60 s"
 }
 
+# The emulator saves where each DynamoDB-stream mapping has read to, but not the stream
+# records: after a restart every stream starts empty at position 0 while the mappings
+# would resume far past it and deliver nothing until the stream grew that long again.
+# Rewinding them to 0 resumes them at the start of the new, empty stream.
+rewind_dynamodb_stream_positions() {
+  local state="$stack/emulator-state/lambda.json"
+  [ -f "$state" ] || return 0
+  python3 - "$state" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+state = json.load(open(path))
+positions = (state.get("payload") or {}).get("dynamodb_stream_positions") or {}
+data = positions.get("data", {})
+for key in data:
+    data[key] = 0
+tmp = path + ".rewind"
+json.dump(state, open(tmp, "w"))
+os.replace(tmp, path)
+PY
+}
+
 case "${1:-}" in
   start) start ;;
-  restart) stop; start ;;
+  restart) stop; rewind_dynamodb_stream_positions; start ;;
   *) hub_die "usage: $0 start|restart" ;;
 esac

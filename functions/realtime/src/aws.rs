@@ -12,10 +12,15 @@ use aws_sdk_apigatewaymanagement::{
     primitives::Blob,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use hub_runtime::dynamodb::{is_condition_failure, n, s, string, Item};
+use hub_runtime::{
+    config,
+    dynamodb::{is_condition_failure, n, s, string, Item},
+    AwsEnv,
+};
 
 use crate::{
     channel::Channel,
+    entry::connections_endpoint,
     ports::{Connection, Connections, PortError, Sent, Sockets, Subscribed},
 };
 
@@ -25,6 +30,29 @@ pub const CONNECTION_TTL_SECONDS: i64 = 2 * 3600 + 600;
 pub struct DynamoConnections {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
+}
+
+/// The connections table and `@connections` of the stage, from `CONNECTIONS_TABLE`,
+/// `REALTIME_API_ID` and `REALTIME_STAGE`: what the socket and the pusher both hold.
+pub fn wire(aws: &AwsEnv) -> Result<(DynamoConnections, ApiGatewaySockets), config::ConfigError> {
+    let connections = DynamoConnections {
+        client: aws_sdk_dynamodb::Client::new(&aws.sdk),
+        table: config::required("CONNECTIONS_TABLE")?,
+    };
+    let endpoint = connections_endpoint(
+        &config::required("REALTIME_API_ID")?,
+        &config::required("REALTIME_STAGE")?,
+        &aws.sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+        aws.endpoint_override.as_deref(),
+    );
+    let sockets = ApiGatewaySockets {
+        client: aws_sdk_apigatewaymanagement::Client::from_conf(
+            aws_sdk_apigatewaymanagement::config::Builder::from(&aws.sdk)
+                .endpoint_url(endpoint)
+                .build(),
+        ),
+    };
+    Ok((connections, sockets))
 }
 
 fn describe<E: std::error::Error>(err: E) -> String {

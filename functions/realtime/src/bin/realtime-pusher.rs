@@ -3,8 +3,7 @@
 use hub_runtime::{config, AwsEnv};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use realtime::{
-    aws::{ApiGatewaySockets, DynamoConnections},
-    entry::{connections_endpoint, pusher_batch},
+    entry::pusher_batch,
     events::{Sources, Table},
 };
 use serde_json::{json, Value};
@@ -13,23 +12,7 @@ use serde_json::{json, Value};
 async fn main() -> Result<(), Error> {
     hub_runtime::init_json_tracing();
     let aws = AwsEnv::load().await;
-    let connections = DynamoConnections {
-        client: aws_sdk_dynamodb::Client::new(&aws.sdk),
-        table: config::required("CONNECTIONS_TABLE")?,
-    };
-    let endpoint = connections_endpoint(
-        &config::required("REALTIME_API_ID")?,
-        &config::required("REALTIME_STAGE")?,
-        &aws.sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-        aws.endpoint_override.as_deref(),
-    );
-    let sockets = ApiGatewaySockets {
-        client: aws_sdk_apigatewaymanagement::Client::from_conf(
-            aws_sdk_apigatewaymanagement::config::Builder::from(&aws.sdk)
-                .endpoint_url(endpoint)
-                .build(),
-        ),
-    };
+    let (connections, sockets) = realtime::aws::wire(&aws)?;
     let sources = Sources {
         readings_stream: config::required("READINGS_STREAM_ARN")?,
         events_stream: config::required("EVENTS_STREAM_ARN")?,
