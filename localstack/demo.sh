@@ -11,5 +11,11 @@ cd "$HUB_ROOT"
 source "$HUB_STACK_DIR/stack.env"
 echo
 "$CARGO_TARGET_DIR/debug/hub-demo"
+# Someone to sign in to the console as: an operator with a fresh password each demo.
+user="operator-$(date +%H%M%S)"
+password="Demo-$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 12)-1"
+printf '%s\n' "$password" | "$CARGO_TARGET_DIR/debug/hub-admin" user add "$user" \
+  --role operator --password-stdin --permanent
 echo
 hub_log "the stack is still running: source $HUB_STACK_DIR/stack.env to use it; stop it with localstack/down.sh"
+hub_log "the console: $HUB_CONSOLE_URL  (sign in as $user, password $password)"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stops exactly what up.sh started, by the PIDs it recorded: bridge, Mosquitto, emulator.
+# Stops exactly what up.sh started, by the PIDs it recorded: console proxy, bridge,
+# Mosquitto, emulator.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 pids="$HUB_STACK_DIR/pids"
-for name in bridge mosquitto emulator; do
+for name in console bridge mosquitto emulator; do
   file="$pids/$name.pid"
   [ -f "$file" ] || continue
   pid=$(cat "$file")

@@ -8,12 +8,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v mosquitto >/dev/null || ! command -v curl >/dev/null; then
-  hub_log "installing mosquitto and curl from apt"
+# Chromium: the browser the console's end-to-end tests drive (Playwright, no browser
+# download of its own). Node.js and npm build the console.
+if ! command -v mosquitto >/dev/null || ! command -v curl >/dev/null \
+  || ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then
+  hub_log "installing mosquitto, curl, chromium and npm from apt (where missing)"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-    mosquitto curl ca-certificates >/dev/null
+    mosquitto curl ca-certificates chromium \
+    $(command -v npm >/dev/null || echo nodejs npm) >/dev/null
 fi
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
+  || hub_die "the console needs Node.js 20 or newer (node --version: $(node --version))"
 
 # venv NAME MARKER PACKAGES...: a venv with exactly these pinned packages.
 venv() {

@@ -40,6 +40,9 @@ step "fuzz (20 s a target)" "$HUB_ROOT/shared/telemetry/fuzz/run.sh" 20
 trap '"$HUB_ROOT/localstack/down.sh"' EXIT
 step "local stack up" "$HUB_ROOT/localstack/up.sh"
 step "integration tests" cargo test --workspace --test '*'
+# The console in Debian's Chromium against the same stack; screenshots of every page
+# stay in console/test-results/.
+step "browser tests" bash -c 'source "$HUB_STACK_DIR/stack.env" && cd console && npx playwright test'
 step "api fuzz (schemathesis)" "$HUB_ROOT/localstack/api-fuzz.sh"
 # And once with a seed of its own, printed at the end, so every run explores new inputs
 # and a failure can be replayed with HUB_API_FUZZ_SEED=<seed>.

@@ -17,6 +17,10 @@ done
 rm -rf "$stack"
 mkdir -p "$pids" "$stack/emulator-state" "$stack/tmp" "$stack/logs" "$stack/mosquitto"
 
+hub_log "building the console"
+(cd "$HUB_ROOT/console" && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build) \
+  || hub_die "the console did not build"
+
 hub_log "building the workspace (a first build takes ~12 minutes on 2 cores; cargo shows its progress)"
 # The same selection as the test command builds, so features unify the same way and
 # nothing is compiled twice. Not quiet: on a terminal cargo draws its progress bar
@@ -87,6 +91,22 @@ for role in ("Viewer", "Operator", "Admin"):
 PY
 ) || hub_die "could not read the admin API's client secrets from the emulator"
 
+# The console: its files into its bucket with this stack's config.json, served at a fixed
+# local address (the one its sign-in returns to). The browser calls the API on the
+# console's own origin, and the socket and the hosted UI on the emulator's.
+realtime_url="ws://127.0.0.1:$HUB_EMULATOR_PORT/_aws/execute-api/$(output RealtimeApiId)/live"
+"$CARGO_TARGET_DIR/debug/hub-admin" console publish --dist "$HUB_ROOT/console/dist" \
+  --bucket "$(output ConsoleBucketName)" --realtime-url "$realtime_url" --auth-url "$endpoint" \
+  --client-id "$(output ConsoleClientId)" --console-url "http://127.0.0.1:$HUB_CONSOLE_PORT/" \
+  || hub_die "could not publish the console"
+hub_log "serving the console on http://127.0.0.1:$HUB_CONSOLE_PORT/"
+"$hub_local" console-proxy --port "$HUB_CONSOLE_PORT" --emulator "$endpoint" \
+  --api-id "$(output HubApiId)" --distribution-domain "$(output ConsoleDistributionDomain)" \
+  >"$stack/logs/console.log" 2>&1 &
+echo $! > "$pids/console.pid"
+hub_wait 20 "console" curl -sf "http://127.0.0.1:$HUB_CONSOLE_PORT/config.json" \
+  || hub_die "the console is not served; see $stack/logs/console.log"
+
 cat > "$stack/stack.env" <<ENV
 # Source this file to talk to the local stack (aws CLI, SDKs, tests).
 export HUB_STACK_NAME=$HUB_STACK_NAME
@@ -99,6 +119,10 @@ export HUB_FIRMWARE_SIGNING_KEY=$stack/pki/firmware-signing.pk8
 export HUB_ASYNC_FAILURE_QUEUE_URL=$(output AsyncFailureQueueUrl)
 export HUB_USER_POOL_ID=$(output AdminUserPoolId)
 export HUB_CONSOLE_URL=http://127.0.0.1:$HUB_CONSOLE_PORT/
+export HUB_CONSOLE_BUCKET=$(output ConsoleBucketName)
+export HUB_CONSOLE_CLIENT_ID=$(output ConsoleClientId)
+export HUB_REALTIME_URL=$realtime_url
+export HUB_AUTH_URL=$endpoint
 $clients
 export HUB_CLIENT_ID=\$HUB_ADMIN_CLIENT_ID
 export HUB_CLIENT_SECRET=\$HUB_ADMIN_CLIENT_SECRET

@@ -3,6 +3,7 @@
 
 mod acl;
 mod bridge;
+mod console;
 mod deploy;
 mod mosquitto;
 mod package;
@@ -62,6 +63,20 @@ enum Command {
         /// Directory for mosquitto.conf, acl and mosquitto.log.
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Serve the console at a fixed local address: `/v1/*` to the HTTP API, the rest to
+    /// the console's distribution.
+    ConsoleProxy {
+        #[arg(long)]
+        port: u16,
+        /// The emulator's endpoint (`http://127.0.0.1:{port}`).
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        emulator: String,
+        #[arg(long)]
+        api_id: String,
+        /// The distribution's DomainName (`{label}.cloudfront.net`).
+        #[arg(long)]
+        distribution_domain: String,
     },
     /// Run the IoT rules the emulator does not execute, and keep the CRL current.
     Bridge {
@@ -136,6 +151,26 @@ async fn main() -> Result<()> {
                 },
             )
             .await
+        }
+        Command::ConsoleProxy {
+            port,
+            emulator,
+            api_id,
+            distribution_domain,
+        } => {
+            hub_runtime::init_json_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let label = distribution_domain
+                .split('.')
+                .next()
+                .context("an empty distribution domain")?;
+            let upstreams = console::Upstreams {
+                emulator,
+                api_id,
+                distribution_host: format!("{label}.cloudfront.localhost"),
+            };
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || console::serve(port, upstreams, runtime)).await?
         }
         Command::MosquittoConfig {
             policy_name,

@@ -283,6 +283,7 @@ impl AdminClient {
 
 /// A device's credentials as files: `key.pem` (0600, made here, never sent), `cert.pem`,
 /// `certificate-id`.
+pub mod console;
 pub mod replay;
 pub mod users;
 

@@ -6,7 +6,8 @@ mod cli;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use cli::{
-    alerts::AlertCommand, firmware::FirmwareCommand, rollouts::RolloutCommand, users::UserCommand,
+    alerts::AlertCommand, console::ConsoleCommand, firmware::FirmwareCommand,
+    rollouts::RolloutCommand, users::UserCommand,
 };
 use hub_admin::{AdminClient, Settings};
 
@@ -53,6 +54,9 @@ enum Command {
     /// People who sign in to the console, and their roles (AWS credentials from the
     /// environment; `AWS_ENDPOINT_URL` locally).
     User(UserCommand),
+    /// The operator console's files (AWS credentials from the environment).
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// Print an access token (for scripts).
     Token,
     /// Hand the events waiting on the asynchronous-failure queue back to their
@@ -100,10 +104,12 @@ async fn main() -> Result<()> {
         eprintln!("replayed {}", outcome.replayed);
         return Ok(());
     }
-    if let Command::User(command) = cli.command {
-        // Works on the user pool directly, not through the admin API.
-        return command.run().await;
-    }
+    // These work on AWS directly, not through the admin API.
+    let cli = match cli.command {
+        Command::User(command) => return command.run().await,
+        Command::Console(command) => return command.run().await,
+        command => Cli { command, ..cli },
+    };
     let client = AdminClient::new(settings(cli.connection)?)?;
     match cli.command {
         Command::Devices(command) => command.run(&client).await?,
@@ -111,7 +117,7 @@ async fn main() -> Result<()> {
         Command::Firmware(command) => command.run(&client).await?,
         Command::Rollout(command) => command.run(&client).await?,
         Command::Token => println!("{}", client.token().await?),
-        Command::Replay { .. } | Command::User(_) => {
+        Command::Replay { .. } | Command::User(_) | Command::Console(_) => {
             unreachable!("handled before the API client is made")
         }
     }

@@ -1,6 +1,7 @@
 //! The subcommands, one module each, every one a `run(self, &client)`.
 
 pub mod alerts;
+pub mod console;
 pub mod devices;
 pub mod firmware;
 pub mod rollouts;
