@@ -30,10 +30,15 @@ export function Alerts() {
   const operator = may(session, "operator");
 
   useEffect(() => {
+    let current = true;
     api.get<{ alerts: Alert[] }>(`/v1/alerts?state=${state}&limit=100`).then((answer) => {
+      if (!current) return;
       setAlerts(answer.body.alerts);
       setSimulated(answer.simulated || answer.body.alerts.some((a) => a.simulated));
-    }, setError);
+    }, (e) => current && setError(e));
+    return () => {
+      current = false;
+    };
   }, [state]);
 
   useEffect(() => {

@@ -24,10 +24,15 @@ export function Audit() {
   useEffect(() => {
     const query = new URLSearchParams({ limit: "50" });
     if (token) query.set("next_token", token);
+    let current = true;
     api.get<{ entries: Entry[]; next_token: string | null }>(`/v1/audit?${query}`).then((a) => {
+      if (!current) return;
       setEntries(a.body.entries);
       setNext(a.body.next_token);
-    }, setError);
+    }, (e) => current && setError(e));
+    return () => {
+      current = false;
+    };
   }, [token]);
 
   return (

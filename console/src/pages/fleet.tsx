@@ -52,12 +52,18 @@ export function Fleet() {
     const query = new URLSearchParams({ include: "latest", limit: String(PAGE_SIZE) });
     for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
     if (pageToken) query.set("next_token", pageToken);
+    // An answer to an earlier filter or page that arrives late is dropped.
+    let current = true;
     api.get<Page<Device>>(`/v1/devices?${query}`).then((answer) => {
+      if (!current) return;
       setDevices(answer.body.devices);
       setNext(answer.body.next_token);
       setSimulated(answer.simulated || answer.body.devices.some((d) => d.simulated));
       setError(null);
-    }, setError);
+    }, (e) => current && setError(e));
+    return () => {
+      current = false;
+    };
   }, [filters, pageToken]);
 
   // The page's devices' channels and the registry's.
@@ -88,9 +94,12 @@ export function Fleet() {
     [],
   );
 
-  const filter = (key: keyof typeof filters) => (event: Event) => {
+  const apply = (event: Event) => {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget as HTMLFormElement);
+    const value = (name: string) => String(form.get(name) ?? "").trim();
     setTokens([null]);
-    setFilters({ ...filters, [key]: (event.target as HTMLInputElement).value.trim() });
+    setFilters({ type: value("type"), status: value("status"), group: value("group") });
   };
 
   return (
@@ -112,22 +121,23 @@ export function Fleet() {
           </div>
         </Card>
       )}
-      <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+      <form class="filters" onSubmit={apply} aria-label="Filters">
         <label>
-          Type <input name="type" value={filters.type} onChange={filter("type")} />
+          Type <input name="type" defaultValue={filters.type} />
         </label>
         <label>
-          Group <input name="group" value={filters.group} onChange={filter("group")} />
+          Group <input name="group" defaultValue={filters.group} />
         </label>
         <label>
           Status
-          <select name="status" value={filters.status} onChange={filter("status")}>
+          <select name="status" defaultValue={filters.status}>
             <option value="">any</option>
             <option value="registered">registered</option>
             <option value="active">active</option>
             <option value="decommissioned">decommissioned</option>
           </select>
         </label>
+        <button type="submit">Filter</button>
       </form>
       <table class="devices">
         <caption>Devices, page {tokens.length}</caption>

@@ -20,9 +20,6 @@ pub struct Publish {
     /// The console's build (npm run build in console/).
     #[arg(long, default_value = "console/dist")]
     dist: PathBuf,
-    /// Base of the admin API as the browser calls it; empty: the console's own origin.
-    #[arg(long, default_value = "")]
-    api_url: String,
     /// The stack's RealtimeUrl output.
     #[arg(long, env = "HUB_REALTIME_URL")]
     realtime_url: String,
@@ -42,7 +39,9 @@ impl ConsoleCommand {
         let ConsoleCommand::Publish(p) = self;
         let aws = hub_runtime::AwsEnv::load().await;
         let config = ConsoleConfig {
-            api_url: p.api_url,
+            // The console's origin serves the API under /v1 (CloudFront on AWS, the
+            // console proxy locally).
+            api_url: String::new(),
             realtime_url: p.realtime_url,
             auth_url: p.auth_url.trim_end_matches('/').to_owned(),
             client_id: p.client_id,
