@@ -336,6 +336,17 @@ pub async fn poll_until(
 }
 
 /// A unique id for test resources, so runs and parallel tests never collide.
+/// The claims of a JWT, unchecked: what a token says of itself, for tests to compare.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",

@@ -6,7 +6,6 @@
 //! What a person may do is checked against what the API and the socket answer, not
 //! against the trigger's own logic.
 
-use base64::Engine as _;
 use hub_admin::users::{self, FirstPassword};
 use hub_e2e::{
     admin::Role as MachineRole,
@@ -24,13 +23,7 @@ fn cognito(stack: &Stack) -> aws_sdk_cognitoidentityprovider::Client {
 }
 
 fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    hub_e2e::jwt_claims(token)
 }
 
 fn scopes(token: &str) -> Vec<String> {

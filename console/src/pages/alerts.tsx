@@ -4,6 +4,7 @@ import { Link } from "wouter-preact";
 import { useHub } from "../context";
 import { may } from "../auth";
 import { Failure, SimulationWatermark } from "../components";
+import { latestOnly } from "../paging";
 
 export interface Alert {
   alert_id: string;
@@ -30,15 +31,14 @@ export function Alerts() {
   const operator = may(session, "operator");
 
   useEffect(() => {
-    let current = true;
-    api.get<{ alerts: Alert[] }>(`/v1/alerts?state=${state}&limit=100`).then((answer) => {
-      if (!current) return;
-      setAlerts(answer.body.alerts);
-      setSimulated(answer.simulated || answer.body.alerts.some((a) => a.simulated));
-    }, (e) => current && setError(e));
-    return () => {
-      current = false;
-    };
+    return latestOnly(
+      api.get<{ alerts: Alert[] }>(`/v1/alerts?state=${state}&limit=100`),
+      (answer) => {
+        setAlerts(answer.body.alerts);
+        setSimulated(answer.simulated || answer.body.alerts.some((a) => a.simulated));
+      },
+      setError,
+    );
   }, [state]);
 
   useEffect(() => {

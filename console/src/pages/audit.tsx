@@ -2,6 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useHub } from "../context";
 import { Failure } from "../components";
+import { latestOnly, Paging, usePages } from "../paging";
 
 interface Entry {
   at: string;
@@ -16,31 +17,28 @@ interface Entry {
 export function Audit() {
   const { api } = useHub();
   const [entries, setEntries] = useState<Entry[]>([]);
-  const [tokens, setTokens] = useState<(string | null)[]>([null]);
-  const [next, setNext] = useState<string | null>(null);
+  const pages = usePages();
   const [error, setError] = useState<unknown>(null);
-  const token = tokens[tokens.length - 1];
 
   useEffect(() => {
     const query = new URLSearchParams({ limit: "50" });
-    if (token) query.set("next_token", token);
-    let current = true;
-    api.get<{ entries: Entry[]; next_token: string | null }>(`/v1/audit?${query}`).then((a) => {
-      if (!current) return;
-      setEntries(a.body.entries);
-      setNext(a.body.next_token);
-    }, (e) => current && setError(e));
-    return () => {
-      current = false;
-    };
-  }, [token]);
+    if (pages.token) query.set("next_token", pages.token);
+    return latestOnly(
+      api.get<{ entries: Entry[]; next_token: string | null }>(`/v1/audit?${query}`),
+      (a) => {
+        setEntries(a.body.entries);
+        pages.setNext(a.body.next_token);
+      },
+      setError,
+    );
+  }, [pages.token]);
 
   return (
     <>
       <h1>Audit</h1>
       <Failure error={error} />
       <table class="devices">
-        <caption>Changes, page {tokens.length}</caption>
+        <caption>Changes, page {pages.number}</caption>
         <thead>
           <tr>
             <th scope="col">When</th>
@@ -67,14 +65,7 @@ export function Audit() {
           ))}
         </tbody>
       </table>
-      <nav class="paging" aria-label="Pages of the audit log">
-        <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous
-        </button>
-        <button type="button" disabled={!next} onClick={() => next && setTokens([...tokens, next])}>
-          Next
-        </button>
-      </nav>
+      <Paging label="Pages of the audit log" pages={pages} />
     </>
   );
 }

@@ -6,6 +6,7 @@ import { Link } from "wouter-preact";
 import { useHub } from "../context";
 import type { Device, FleetSummary, Page } from "../api";
 import { Card, Failure, SimulationWatermark, Status } from "../components";
+import { latestOnly, Paging, usePages } from "../paging";
 
 const PAGE_SIZE = 48;
 
@@ -39,10 +40,8 @@ export function Fleet() {
   const [devices, setDevices] = useState<Device[]>([]);
   const [simulated, setSimulated] = useState(false);
   const [filters, setFilters] = useState({ type: "", status: "", group: "" });
-  const [tokens, setTokens] = useState<(string | null)[]>([null]);
-  const [next, setNext] = useState<string | null>(null);
+  const pages = usePages();
   const [error, setError] = useState<unknown>(null);
-  const pageToken = tokens[tokens.length - 1];
 
   useEffect(() => {
     api.get<FleetSummary>("/v1/fleet/summary").then((a) => setSummary(a.body), setError);
@@ -51,20 +50,19 @@ export function Fleet() {
   useEffect(() => {
     const query = new URLSearchParams({ include: "latest", limit: String(PAGE_SIZE) });
     for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
-    if (pageToken) query.set("next_token", pageToken);
+    if (pages.token) query.set("next_token", pages.token);
     // An answer to an earlier filter or page that arrives late is dropped.
-    let current = true;
-    api.get<Page<Device>>(`/v1/devices?${query}`).then((answer) => {
-      if (!current) return;
-      setDevices(answer.body.devices);
-      setNext(answer.body.next_token);
-      setSimulated(answer.simulated || answer.body.devices.some((d) => d.simulated));
-      setError(null);
-    }, (e) => current && setError(e));
-    return () => {
-      current = false;
-    };
-  }, [filters, pageToken]);
+    return latestOnly(
+      api.get<Page<Device>>(`/v1/devices?${query}`),
+      (answer) => {
+        setDevices(answer.body.devices);
+        pages.setNext(answer.body.next_token);
+        setSimulated(answer.simulated || answer.body.devices.some((d) => d.simulated));
+        setError(null);
+      },
+      setError,
+    );
+  }, [filters, pages.token]);
 
   // The page's devices' channels and the registry's.
   useEffect(() => {
@@ -98,7 +96,7 @@ export function Fleet() {
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
     const value = (name: string) => String(form.get(name) ?? "").trim();
-    setTokens([null]);
+    pages.reset();
     setFilters({ type: value("type"), status: value("status"), group: value("group") });
   };
 
@@ -140,7 +138,7 @@ export function Fleet() {
         <button type="submit">Filter</button>
       </form>
       <table class="devices">
-        <caption>Devices, page {tokens.length}</caption>
+        <caption>Devices, page {pages.number}</caption>
         <thead>
           <tr>
             <th scope="col">Device</th>
@@ -171,14 +169,7 @@ export function Fleet() {
           ))}
         </tbody>
       </table>
-      <nav class="paging" aria-label="Pages of devices">
-        <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous
-        </button>
-        <button type="button" disabled={!next} onClick={() => next && setTokens([...tokens, next])}>
-          Next
-        </button>
-      </nav>
+      <Paging label="Pages of devices" pages={pages} />
     </>
   );
 }
