@@ -10,6 +10,7 @@ import { Fleet } from "./pages/fleet";
 import { DevicePage } from "./pages/device";
 import { Alerts } from "./pages/alerts";
 import { Rollouts } from "./pages/rollouts";
+import { RolloutPage } from "./pages/rollout";
 import { Audit } from "./pages/audit";
 import { may } from "./auth";
 import "./style.css";
@@ -35,6 +36,7 @@ function Shell({ config, session }: { config: Config; session: Session }) {
           <Route path="/" component={Fleet} />
           <Route path="/alerts" component={Alerts} />
           <Route path="/rollouts" component={Rollouts} />
+          <Route path="/rollouts/:id">{(params) => <RolloutPage key={params.id} id={params.id} />}</Route>
           <Route path="/audit" component={Audit} />
           <Route path="/devices/:id">{(params) => <DevicePage key={params.id} id={params.id} />}</Route>
           <Route>

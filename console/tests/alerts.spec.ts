@@ -1,13 +1,8 @@
 // An injected anomaly's alert appears live on two open consoles; one acknowledges it, and
 // the other sees it leave its open alerts without a reload.
-import { execFileSync } from "node:child_process";
-import path from "node:path";
 import { expect, test } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
-import { person, signIn, simulate, unique } from "./stack";
-
-const root = path.resolve(import.meta.dirname, "..", "..");
-const hubAdmin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "debug", "hub-admin");
+import { hubAdmin, person, signIn, simulate, unique } from "./stack";
 
 test("an injected anomaly's alert appears live, is acknowledged on one console and leaves the other's open list", async ({ browser }, info) => {
   const prefix = unique("pw-hot");
@@ -16,9 +11,7 @@ test("an injected anomaly's alert appears live, is acknowledged on one console a
   const [id] = simulate(prefix, group, 1, 1);
   // The condition the simulator's injected anomalies of this type break and its normal
   // readings never do.
-  execFileSync(hubAdmin, ["alerts", "add-rule", "--device-id", id, "temperature > 40", "--severity", "critical"], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  hubAdmin(["alerts", "add-rule", "--device-id", id, "temperature > 40", "--severity", "critical"]);
 
   const first = await browser.newContext();
   const second = await browser.newContext();

@@ -74,6 +74,9 @@ test("a viewer is offered no write controls, and a write crafted from the viewer
   await viewing.goto("/#/alerts");
   await expect(viewing.getByRole("heading", { name: "Alerts" })).toBeVisible();
   await expect(viewing.getByRole("button", { name: /acknowledge|resolve/i })).toHaveCount(0);
+  await viewing.goto("/#/rollouts");
+  await expect(viewing.getByRole("heading", { name: "Firmware and rollouts" })).toBeVisible();
+  await expect(viewing.getByRole("button", { name: /start rollout|cancel/i })).toHaveCount(0);
 
   // The API holds the line whatever the page offers.
   const status = await viewing.evaluate(async (device) => {

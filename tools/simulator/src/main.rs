@@ -10,7 +10,7 @@ use hub_sim::{
     ota::OtaConfig,
     provision,
     run::{run_fleet, DeviceOptions, Endpoint},
-    script::{device_type_for, script, Faults},
+    script::{device_type_for, script, DeviceType, Faults},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -42,6 +42,9 @@ struct Cli {
     /// Devices in the fleet; types rotate through sensor, DC meter, AC meter, legacy v1.
     #[arg(long, default_value_t = 10)]
     devices: usize,
+    /// Make every device this type instead (a firmware rollout goes to one type).
+    #[arg(long, value_enum)]
+    device_type: Option<DeviceType>,
     /// Upper bound on --devices, so a typo cannot register a million things.
     #[arg(long, env = "HUB_SIM_MAX_DEVICES", default_value_t = 1000)]
     max_devices: usize,
@@ -236,7 +239,7 @@ async fn main() -> Result<()> {
         if let Some(group) = &cli.group {
             provision::add_to_thing_group(&iot, group, &device_id).await?;
         }
-        let device_type = device_type_for(index).name();
+        let device_type = cli.device_type.unwrap_or(device_type_for(index)).name();
         match (&registry, &cli.group) {
             (Some(table), Some(group)) => {
                 provision::register_in_registry_with_group(
@@ -265,7 +268,7 @@ async fn main() -> Result<()> {
             let seed = cli.seed.wrapping_mul(1_000_003).wrapping_add(index as u64);
             let script = script(
                 &device.id,
-                device_type_for(index),
+                cli.device_type.unwrap_or(device_type_for(index)),
                 messages,
                 &faults,
                 start,
@@ -295,8 +298,8 @@ async fn main() -> Result<()> {
             failure_rate: cli.ota_failure_rate,
             selftest_failure_rate: cli.ota_selftest_failure_rate,
             public_key,
-            // The fleet mixes types; each job's type is checked by its signature only.
-            device_type: None,
+            // A mixed fleet's jobs are checked by their signature only.
+            device_type: cli.device_type.map(|t| t.name().to_owned()),
         },
         linger: Duration::from_secs_f64(cli.linger),
         seed: cli.seed,

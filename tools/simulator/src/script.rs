@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Kinds of device in the fleet, with the metrics each reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceType {
     /// Temperature, humidity and battery voltage; v2 payloads.
@@ -419,6 +419,15 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_type_is_chosen_on_the_command_line_by_its_registry_name() {
+        use clap::ValueEnum as _;
+        for t in DeviceType::ALL {
+            assert_eq!(DeviceType::from_str(t.name(), false), Ok(t));
+        }
+        assert!(DeviceType::from_str("env-sensor", false).is_err());
+    }
 
     fn start() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
