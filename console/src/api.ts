@@ -2,6 +2,8 @@
 import type { Config } from "./config";
 import type { Session } from "./auth";
 
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -26,11 +28,16 @@ export class Api {
   async call<T>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
     const response = await fetch(`${this.config.apiUrl}${path}`, {
       method,
+      // A request that hangs says so instead of leaving the page waiting forever.
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       headers: {
         authorization: `Bearer ${this.session.accessToken}`,
         ...(body === undefined ? {} : { "content-type": "application/json" }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((error: unknown) => {
+      const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+      throw new ApiError(0, timedOut ? `${method} ${path}: no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : `${method} ${path}: ${String(error)}`);
     });
     const text = await response.text();
     const parsed = text ? (JSON.parse(text) as unknown) : null;

@@ -4,6 +4,15 @@ import type { Config } from "./config";
 import type { Session } from "./auth";
 
 export type Frame = { type: string; simulated?: boolean } & Record<string, unknown>;
+
+/**
+ * Whether `frame` is the socket's word that `channel` is now subscribed. Events before
+ * it were not sent to this tab (a page's first answer races its subscription, and a
+ * reconnect loses what passed meanwhile), so a page reads its state again on it.
+ */
+export function nowSubscribed(frame: Frame, channel: string): boolean {
+  return frame.type === "subscribed" && Array.isArray(frame.channels) && frame.channels.includes(channel);
+}
 type Listener = (frame: Frame) => void;
 
 export class Live {

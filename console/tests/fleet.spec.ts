@@ -70,10 +70,11 @@ test("a viewer is offered no write controls, and a write crafted from the viewer
   await signIn(viewing, viewer, `/devices/${id}`);
   await expect(viewing.getByRole("heading", { name: id })).toBeVisible();
   await expect(viewing.getByText("Registry")).toBeVisible();
-  await expect(viewing.getByRole("button", { name: /quarantine/i })).toHaveCount(0);
+  await expect(viewing.getByRole("region", { name: "Commands" })).toBeVisible();
+  await expect(viewing.getByRole("button", { name: /quarantine|send command|set desired|revoke|api key/i })).toHaveCount(0);
   await viewing.goto("/#/alerts");
   await expect(viewing.getByRole("heading", { name: "Alerts" })).toBeVisible();
-  await expect(viewing.getByRole("button", { name: /acknowledge|resolve/i })).toHaveCount(0);
+  await expect(viewing.getByRole("button", { name: /acknowledge|resolve|add rule|delete/i })).toHaveCount(0);
   await viewing.goto("/#/rollouts");
   await expect(viewing.getByRole("heading", { name: "Firmware and rollouts" })).toBeVisible();
   await expect(viewing.getByRole("button", { name: /start rollout|cancel/i })).toHaveCount(0);

@@ -70,6 +70,6 @@ test("a rollout started from the page moves live, canary first, to every device"
     const listed = JSON.parse(hubAdmin(["list", "--group", group])) as { devices: { firmware_version: string }[] };
     expect(listed.devices.map((d) => d.firmware_version)).toEqual(Array(DEVICES).fill(version));
   } finally {
-    fleet.kill("SIGINT");
+    await fleet.stop();
   }
 });

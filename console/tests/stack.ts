@@ -55,7 +55,7 @@ export function simulate(
  * firmware jobs, until stopped; resolves once they are registered (the simulator says
  * it is sending).
  */
-export async function serveFleet(prefix: string, group: string, devices: number, deviceType: string): Promise<ChildProcess> {
+export async function serveFleet(prefix: string, group: string, devices: number, deviceType: string): Promise<ServedFleet> {
   const child = spawn(
     bin("hub-sim"),
     [
@@ -73,7 +73,20 @@ export async function serveFleet(prefix: string, group: string, devices: number,
     });
     child.once("exit", (code) => reject(new Error(`hub-sim ended (${code}) before its devices were registered`)));
   });
-  return child;
+  return new ServedFleet(child);
+}
+
+export class ServedFleet {
+  private readonly ended: Promise<void>;
+  constructor(private readonly child: ChildProcess) {
+    this.ended = new Promise((resolve) => child.once("exit", () => resolve()));
+  }
+
+  /** Disconnects the devices and waits until the simulator has ended. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) this.child.kill("SIGINT");
+    await this.ended;
+  }
 }
 
 /** Signs in through the hosted UI, as a person does, and waits for the console. */

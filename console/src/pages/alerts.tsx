@@ -5,6 +5,8 @@ import { useHub } from "../context";
 import { may } from "../auth";
 import { Failure, SimulationWatermark } from "../components";
 import { latestOnly } from "../paging";
+import { RulesPanel } from "./rules";
+import { nowSubscribed } from "../live";
 
 export interface Alert {
   alert_id: string;
@@ -29,6 +31,8 @@ export function Alerts() {
   const [simulated, setSimulated] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const operator = may(session, "operator");
+  // Bumped when the socket (re)subscribes: what passed before it is read again.
+  const [subscriptions, setSubscriptions] = useState(0);
 
   useEffect(() => {
     return latestOnly(
@@ -39,11 +43,12 @@ export function Alerts() {
       },
       setError,
     );
-  }, [state]);
+  }, [state, subscriptions]);
 
   useEffect(() => {
     live.want(["alerts"]);
     return live.listen((frame) => {
+      if (nowSubscribed(frame, "alerts")) setSubscriptions((n) => n + 1);
       if (frame.type !== "alert") return;
       const alert = frame.alert as Alert;
       if (frame.simulated) setSimulated(true);
@@ -114,6 +119,7 @@ export function Alerts() {
           ))}
         </tbody>
       </table>
+      <RulesPanel />
     </>
   );
 }

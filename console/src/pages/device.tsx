@@ -6,6 +6,7 @@ import { may } from "../auth";
 import type { Device, Reading } from "../api";
 import { Card, Failure, SimulationWatermark, Status } from "../components";
 import { Chart, type Series } from "../chart";
+import { CommandsPanel, CredentialsPanel, ShadowPanel } from "./device-panels";
 
 interface QueryResult {
   points: { ts: string; value?: number; avg?: number }[];
@@ -124,6 +125,9 @@ export function DevicePage({ id }: { id: string }) {
           <Chart key={metric} title={metric} series={s} />
         ))}
       </Card>
+      <ShadowPanel id={id} />
+      <CommandsPanel id={id} />
+      {may(session, "admin") && <CredentialsPanel id={id} />}
     </>
   );
 }

@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useHub } from "../context";
 import { Card, Failure } from "../components";
+import { nowSubscribed } from "../live";
 import { progressText, withCounts, type Rollout } from "./rollouts";
 
 interface RolloutDevice {
@@ -32,7 +33,8 @@ export function RolloutPage({ id }: { id: string }) {
     void load();
     live.want([`rollout:${id}`]);
     const stop = live.listen((frame) => {
-      if (frame.type === "rollout") {
+      if (nowSubscribed(frame, `rollout:${id}`)) void load();
+      else if (frame.type === "rollout") {
         setRollout((r) => (r ? withCounts(r, frame.data) : r));
         void load();
       } else if (frame.type === "rollout_device") {

@@ -7,6 +7,7 @@ import { Link } from "wouter-preact";
 import { useHub } from "../context";
 import { may } from "../auth";
 import { Card, Failure } from "../components";
+import { nowSubscribed } from "../live";
 
 export interface Rollout {
   rollout_id: string;
@@ -60,6 +61,7 @@ export function Rollouts() {
       .then((a) => setFirmware(a.body.firmware), setError);
     live.want(["rollouts"]);
     return live.listen((frame) => {
+      if (nowSubscribed(frame, "rollouts")) void load();
       if (frame.type !== "rollout") return;
       setRollouts((shown) => shown.map((r) => withCounts(r, frame.data)));
       void load();
