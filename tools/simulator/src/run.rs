@@ -195,6 +195,7 @@ pub async fn run_fleet(
         .context("building the firmware download client")?;
     let mut expected = Expected::default();
     let mut tasks = tokio::task::JoinSet::new();
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
     for (index, (device, script)) in fleet.into_iter().enumerate() {
         expected.add(&script.expected);
         status.update(&device.id, |d| {
@@ -217,6 +218,7 @@ pub async fn run_fleet(
             started,
             telemetry_nanos: telemetry_nanos.clone(),
             progress: progress.clone(),
+            connecting: connecting.clone(),
         };
         tasks.spawn(run_device(run, device, script));
     }
@@ -269,7 +271,13 @@ struct DeviceRun {
     started: Instant,
     telemetry_nanos: Arc<AtomicU64>,
     progress: ProgressBar,
+    /// Handshakes in flight across the fleet: a thousand TLS handshakes at once on a
+    /// small machine outlast the connect timeout, as a real fleet's reconnect storm would.
+    connecting: Arc<tokio::sync::Semaphore>,
 }
+
+/// TLS handshakes the fleet has in flight at once.
+const CONNECTS_IN_FLIGHT: usize = 64;
 
 /// Resolves once `stop` is true or nobody can set it any more.
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {
@@ -290,7 +298,12 @@ async fn run_device(run: DeviceRun, device: Device, script: DeviceScript) -> Res
         started,
         telemetry_nanos,
         progress,
+        connecting,
     } = run;
+    let handshake = connecting
+        .acquire_owned()
+        .await
+        .context("the fleet's connection limiter closed")?;
     let tls = hub_mqtt::tls_config(&endpoint.ca_pem, Some(&device.identity))?;
     let mut mqtt = hub_mqtt::mqtt_options(&device.id, &endpoint.host, endpoint.port, tls);
     let offline = serde_json::json!({"status": "offline", "simulated": true}).to_string();
@@ -344,6 +357,7 @@ async fn run_device(run: DeviceRun, device: Device, script: DeviceScript) -> Res
     .with_context(|| format!("{}: no CONNACK within 20 s", device.id))?
     .map_err(|_| anyhow::anyhow!("{}: connection closed", device.id))?
     .clone();
+    drop(handshake);
     if let Some(Err(err)) = connected {
         bail!(err);
     }

@@ -209,7 +209,8 @@ pub fn script(
     // which the hub would rightly drop as a duplicate.
     let first_seq = u64::try_from(start.timestamp_millis()).unwrap_or(0);
     let mut seq = first_seq;
-    let mut ts = start;
+    // The first reading is stamped `start`; a device sends no earlier than it is stamped.
+    let mut ts = start - tick;
     for n in 0..telemetry {
         ts += tick;
         if faults.heartbeat_every > 0 && n > 0 && n % faults.heartbeat_every == 0 && !legacy {
