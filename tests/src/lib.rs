@@ -9,6 +9,7 @@ pub mod accounting;
 pub mod admin;
 pub mod alert_inbox;
 pub mod http_device;
+pub mod live;
 pub mod ota;
 pub mod signin;
 pub mod webhook_receiver;

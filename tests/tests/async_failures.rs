@@ -26,7 +26,7 @@ async fn records_marked(stack: &Stack, queue: &str, marker: &str) -> Vec<(String
         .into_iter()
         .filter_map(|m| {
             let body: Value = serde_json::from_str(m.body.as_deref()?).ok()?;
-            (body["requestPayload"]["sessionIdentifier"] == marker)
+            (body["requestPayload"]["comment"] == marker)
                 .then(|| (m.message_id.unwrap_or_default(), body))
         })
         .collect()
@@ -63,14 +63,14 @@ async fn a_failing_async_event_waits_on_the_failure_queue_and_replays_unchanged(
     let stack = Stack::from_env().await.unwrap();
     let function = stack.output("FleetFunctionName").to_owned();
     let queue = stack.output("AsyncFailureQueueUrl").to_owned();
-    // A presence event the function cannot read (no clientId): it fails on every try.
+    // A job event the function cannot read (no jobId): it fails on every try.
     let failing = unique("failing");
-    let unreadable = json!({"hub_rule": "presence", "eventType": "connected",
-        "timestamp": 1_795_428_001_234i64, "sessionIdentifier": failing});
-    // Positive control: a readable one (a client that is not a device) succeeds.
+    let unreadable = json!({"hub_rule": "job", "eventType": "JOB", "operation": "completed",
+        "timestamp": 1_795_428_001i64, "comment": failing});
+    // Positive control: a readable one (a job that is not the hub's) succeeds.
     let fine = unique("fine");
-    let readable = json!({"hub_rule": "presence", "eventType": "connected", "clientId": fine,
-        "timestamp": 1_795_428_001_234i64, "sessionIdentifier": fine});
+    let readable = json!({"hub_rule": "job", "eventType": "JOB", "operation": "completed",
+        "jobId": format!("not-ours-{fine}"), "timestamp": 1_795_428_001i64, "comment": fine});
     invoke_async(&stack, &function, &unreadable).await;
     invoke_async(&stack, &function, &readable).await;
 

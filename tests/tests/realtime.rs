@@ -11,37 +11,22 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
-use futures::{SinkExt as _, StreamExt as _};
 use hub_detection::{rules_table::DynamoRules, RuleScope, ThresholdRule};
-use hub_e2e::{admin::Role, http_device::HttpDevice, unique, Stack};
+use hub_e2e::{
+    admin::Role,
+    http_device::HttpDevice,
+    live::{self, Refused, Socket},
+    unique, Stack,
+};
 use hub_events::{Envelope, RolloutCounts, RolloutEvent, RolloutEventKind, Severity};
 use serde_json::{json, Value};
-use tokio_tungstenite::{
-    connect_async,
-    tungstenite::{Error as WsError, Message},
-    MaybeTlsStream, WebSocketStream,
-};
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn url(stack: &Stack, token: Option<&str>) -> String {
-    let endpoint = stack.env["AWS_ENDPOINT_URL"].replacen("http", "ws", 1);
-    let base = format!(
-        "{endpoint}/_aws/execute-api/{}/live",
-        stack.output("RealtimeApiId")
-    );
-    match token {
-        Some(t) => format!("{base}?token={t}"),
-        None => base,
-    }
-}
 
 /// Opens a socket, or the HTTP status the upgrade was refused with.
 async fn open(stack: &Stack, token: Option<&str>) -> Result<Socket, u16> {
-    match connect_async(url(stack, token)).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => Err(response.status().as_u16()),
-        Err(other) => panic!("connecting failed otherwise: {other}"),
+    match live::open(stack, token).await {
+        Ok(socket) => Ok(socket),
+        Err(Refused::Status(status)) => Err(status),
+        Err(Refused::Failed(other)) => panic!("connecting failed otherwise: {other}"),
     }
 }
 
@@ -54,54 +39,17 @@ async fn token(stack: &Stack, role: Role) -> String {
     stack.admin_client(role).unwrap().token().await.unwrap()
 }
 
-/// The next JSON frame, or `None` after `wait`.
-async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(err))) => panic!("socket failed: {err}"),
-            Ok(None) | Err(_) => return None,
-        }
-    }
-}
-
-/// Frames until one satisfies `want` (returned, with the time it took); panics with what
-/// came instead after `wait`.
 async fn until(
     socket: &mut Socket,
     what: &str,
     wait: Duration,
     want: impl Fn(&Value) -> bool,
 ) -> (Value, Duration) {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    while let Some(frame) = next(socket, wait.saturating_sub(started.elapsed())).await {
-        if want(&frame) {
-            return (frame, started.elapsed());
-        }
-        seen.push(frame);
-    }
-    panic!("{what}: not within {wait:?}; got {seen:#?}");
+    live::until(socket, what, wait, want).await.unwrap()
 }
 
 async fn subscribe(socket: &mut Socket, channels: &[&str]) -> Value {
-    socket
-        .send(Message::text(
-            json!({"action": "subscribe", "channels": channels}).to_string(),
-        ))
-        .await
-        .unwrap();
-    until(
-        socket,
-        "subscription answer",
-        Duration::from_secs(10),
-        |f| f["type"] == "subscribed" || f["type"] == "error",
-    )
-    .await
-    .0
+    live::subscribe(socket, channels).await.unwrap()
 }
 
 fn claims(token: &str) -> Value {

@@ -9,13 +9,13 @@ use hub_fleet::{
 use serde::Deserialize;
 
 use crate::{
-    firmware, presence, rollout, Applied, ConnectivityStore, FirmwareChecks, FleetError, Origins,
+    firmware, presence, rollout, ConnectivityStore, FirmwareChecks, FleetError, Origins,
     RolloutPorts, Source,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Presence(Applied),
+    Presence(presence::BatchOutcome),
     Answer(AckOutcome),
     Firmware(Vec<firmware::Checked>),
     Rollout(rollout::Handled),
@@ -36,7 +36,8 @@ impl Outcome {
     /// messages, a summary otherwise.
     pub fn response(&self) -> serde_json::Value {
         match self {
-            Outcome::Retries { failed, .. } => serde_json::json!({
+            Outcome::Retries { failed, .. }
+            | Outcome::Presence(presence::BatchOutcome { failed, .. }) => serde_json::json!({
                 "batchItemFailures": failed
                     .iter()
                     .map(|id| serde_json::json!({ "itemIdentifier": id }))
@@ -126,9 +127,13 @@ pub async fn dispatch<
         Source::Job => Ok(Outcome::Rollout(
             rollout::on_job(rollouts, event, now).await?,
         )),
-        Source::Presence => presence::handle(registry, event)
-            .await
-            .map(Outcome::Presence),
+        Source::Presence => {
+            let event: SqsEvent = serde_json::from_value(event)
+                .map_err(|e| FleetError::NotPresence(e.to_string()))?;
+            Ok(Outcome::Presence(
+                presence::handle_batch(registry, event).await,
+            ))
+        }
         Source::CommandAnswer => answer(commands, event, now).await,
     }
 }

@@ -28,7 +28,9 @@ pub mod source;
 
 pub use handler::{dispatch, Fleet, Outcome};
 pub use ports::{ConnectivityStore, FirmwareChecks, RolloutPorts};
-pub use presence::{handle, Applied, Connectivity, PresenceChange, PresenceEvent};
+pub use presence::{
+    handle, handle_batch, Applied, BatchOutcome, Connectivity, PresenceChange, PresenceEvent,
+};
 pub use source::{Origins, Source};
 
 use hub_runtime::PortError;

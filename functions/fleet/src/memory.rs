@@ -2,7 +2,13 @@
 //! the firmware bucket, and what rollouts touch beyond their tables. The tables are
 //! [`hub_fleet::memory`]'s, shared with the admin API's tests.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
+};
 
 use hub_runtime::PortError;
 
@@ -29,30 +35,62 @@ pub fn ack_rule_output(device: &str, payload: &serde_json::Value) -> serde_json:
 /// The retry queue the tests' queue messages come from.
 pub const RETRY_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:rollout-retries";
 
-/// The origins of the tests' events: the fixtures' firmware bucket and [`RETRY_QUEUE_ARN`].
+/// The presence queue of the fixtures' queue messages (`sqs-presence-batch.json`).
+pub const PRESENCE_QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:presence";
+
+/// The origins of the tests' events: the fixtures' firmware bucket, [`RETRY_QUEUE_ARN`]
+/// and [`PRESENCE_QUEUE_ARN`].
 pub fn origins() -> Origins {
     Origins {
         firmware_bucket: "iothub-firmware-000000000000-us-east-1".into(),
         retry_queue_arn: RETRY_QUEUE_ARN.into(),
+        presence_queue_arn: PRESENCE_QUEUE_ARN.into(),
     }
+}
+
+/// `events` as one batch from the presence queue, message ids `m0`, `m1`, ...
+pub fn presence_batch(events: &[serde_json::Value]) -> serde_json::Value {
+    let records: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            serde_json::json!({"messageId": format!("m{i}"), "body": event.to_string(),
+                "eventSource": "aws:sqs", "eventSourceARN": PRESENCE_QUEUE_ARN})
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
 }
 
 #[derive(Default)]
 pub struct MemoryRegistry {
     /// Device id -> the last applied change (None: registered, never seen).
     pub rows: Mutex<HashMap<String, Option<PresenceChange>>>,
+    /// Every write fails while set, as a throttled table would.
+    failing: AtomicBool,
 }
 
 impl MemoryRegistry {
     pub fn with_devices(ids: &[&str]) -> Self {
         Self {
             rows: Mutex::new(ids.iter().map(|id| (id.to_string(), None)).collect()),
+            failing: AtomicBool::new(false),
         }
+    }
+
+    /// From now on every write fails.
+    pub fn fail_writes(&self) {
+        self.failing.store(true, Ordering::Relaxed);
     }
 }
 
 impl ConnectivityStore for MemoryRegistry {
     async fn apply(&self, change: &PresenceChange) -> Result<Applied, PortError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(PortError::new(
+                "registry update",
+                "ProvisionedThroughputExceeded",
+            ));
+        }
         let mut rows = self.rows.lock().unwrap();
         let Some(row) = rows.get_mut(&change.device_id) else {
             return Ok(Applied::NotADevice);

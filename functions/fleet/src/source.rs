@@ -1,14 +1,16 @@
 //! Where a fleet event came from, decided by what no device can write.
 //!
-//! Several IoT rules, the firmware bucket and the retry queue all invoke this function.
+//! Several IoT rules, the firmware bucket and two queues all invoke this function.
 //! A rule's output is the publisher's payload, so the kind of an event is never read from
-//! the payload: every rule feeding this function adds a constant [`RULE_FIELD`] naming
-//! itself (`SELECT *, 'presence' AS hub_rule FROM '$aws/events/presence/+/+'`), and the one
-//! rule a device can reach (command answers) selects its answer fields by name, so its
-//! output carries exactly those fields and `hub_rule = 'command_answer'`, whatever the
-//! device wrote. Events without the field are taken only as notifications of the
-//! firmware bucket or messages of the retry queue, each checked against the ARN of the
-//! resource this function was configured with.
+//! the payload: every rule invoking this function adds a constant [`RULE_FIELD`] naming
+//! itself (`SELECT *, 'job' AS hub_rule FROM '$aws/events/job/+/+'`), and the one rule a
+//! device can reach (command answers) selects its answer fields by name, so its output
+//! carries exactly those fields and `hub_rule = 'command_answer'`, whatever the device
+//! wrote. Events without the field are taken only as notifications of the firmware bucket
+//! or messages of the presence or retry queue, each checked against the ARN of the
+//! resource this function was configured with. Presence comes through its queue, not
+//! straight from its rule: a fleet reconnecting at once is then a few batches, not one
+//! invocation per device.
 
 use serde_json::Value;
 
@@ -17,7 +19,7 @@ pub const RULE_FIELD: &str = "hub_rule";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// `$aws/events/presence/...`, published by IoT Core only.
+    /// `$aws/events/presence/...`, published by IoT Core only, queued by the presence rule.
     Presence,
     /// `$aws/events/jobExecution/...`, published by IoT Jobs only.
     JobExecution,
@@ -36,23 +38,17 @@ impl Source {
     /// sources that are not rules.
     pub fn rule_name(self) -> Option<&'static str> {
         match self {
-            Source::Presence => Some("presence"),
             Source::JobExecution => Some("job_execution"),
             Source::Job => Some("job"),
             Source::CommandAnswer => Some("command_answer"),
-            Source::FirmwareUpload | Source::RolloutRetry => None,
+            Source::Presence | Source::FirmwareUpload | Source::RolloutRetry => None,
         }
     }
 
     fn of_rule(name: &str) -> Option<Source> {
-        [
-            Source::Presence,
-            Source::JobExecution,
-            Source::Job,
-            Source::CommandAnswer,
-        ]
-        .into_iter()
-        .find(|s| s.rule_name() == Some(name))
+        [Source::JobExecution, Source::Job, Source::CommandAnswer]
+            .into_iter()
+            .find(|s| s.rule_name() == Some(name))
     }
 }
 
@@ -61,14 +57,16 @@ impl Source {
 pub struct Origins {
     pub firmware_bucket: String,
     pub retry_queue_arn: String,
+    pub presence_queue_arn: String,
 }
 
 impl Origins {
-    /// The firmware bucket and retry queue the function's environment names.
+    /// The firmware bucket and the queues the function's environment names.
     pub fn from_env() -> Result<Self, hub_runtime::config::ConfigError> {
         Ok(Self {
             firmware_bucket: hub_runtime::config::required("FIRMWARE_BUCKET")?,
             retry_queue_arn: hub_runtime::config::required("ROLLOUT_RETRY_QUEUE_ARN")?,
+            presence_queue_arn: hub_runtime::config::required("PRESENCE_QUEUE_ARN")?,
         })
     }
 }
@@ -79,7 +77,7 @@ pub enum SourceError {
     UnknownRule(String),
     #[error("{RULE_FIELD} is not a string")]
     MalformedRule,
-    #[error("records from {0} are not taken (only the firmware bucket and the retry queue)")]
+    #[error("records from {0} are not taken (only the firmware bucket and the presence and retry queues)")]
     UnknownRecords(String),
     #[error("an event with neither {RULE_FIELD} nor Records")]
     Unknown,
@@ -107,6 +105,7 @@ impl Origins {
         };
         let firmware = format!("bucket {}", self.firmware_bucket);
         let retries = format!("queue {}", self.retry_queue_arn);
+        let presence = format!("queue {}", self.presence_queue_arn);
         let mut origins = records.iter().map(origin_of);
         // Every record of one event comes from the same resource; an empty list is
         // nobody's.
@@ -120,6 +119,8 @@ impl Origins {
             Ok(Source::FirmwareUpload)
         } else if first == retries {
             Ok(Source::RolloutRetry)
+        } else if first == presence {
+            Ok(Source::Presence)
         } else {
             Err(SourceError::UnknownRecords(first))
         }
@@ -135,17 +136,13 @@ mod tests {
         Origins {
             firmware_bucket: "fw".into(),
             retry_queue_arn: "arn:aws:sqs:us-east-1:1:retries".into(),
+            presence_queue_arn: "arn:aws:sqs:us-east-1:1:presence".into(),
         }
     }
 
     #[test]
     fn rules_name_their_source() {
-        for source in [
-            Source::Presence,
-            Source::JobExecution,
-            Source::Job,
-            Source::CommandAnswer,
-        ] {
+        for source in [Source::JobExecution, Source::Job, Source::CommandAnswer] {
             let event = json!({"hub_rule": source.rule_name().unwrap(), "eventType": "JOB"});
             assert_eq!(origins().source_of(&event), Ok(source));
         }
@@ -160,10 +157,14 @@ mod tests {
         ] {
             assert_eq!(origins().source_of(&event), Err(SourceError::Unknown));
         }
-        assert!(matches!(
-            origins().source_of(&json!({"hub_rule": "s3"})),
-            Err(SourceError::UnknownRule(_))
-        ));
+        // Presence is taken from its queue only: an event naming the presence rule comes
+        // from no rule that invokes the function.
+        for rule in ["s3", "presence"] {
+            assert!(matches!(
+                origins().source_of(&json!({"hub_rule": rule})),
+                Err(SourceError::UnknownRule(_))
+            ));
+        }
         assert_eq!(
             origins().source_of(&json!({"hub_rule": 1})),
             Err(SourceError::MalformedRule)
@@ -184,10 +185,17 @@ mod tests {
             o.source_of(&json!({"Records": [sqs(&o.retry_queue_arn)]})),
             Ok(Source::RolloutRetry)
         );
+        assert_eq!(
+            o.source_of(
+                &json!({"Records": [sqs(&o.presence_queue_arn), sqs(&o.presence_queue_arn)]})
+            ),
+            Ok(Source::Presence)
+        );
         for forged in [
             json!({"Records": [s3("other")]}),
             json!({"Records": [sqs("arn:aws:sqs:us-east-1:1:elsewhere")]}),
             json!({"Records": [s3("fw"), sqs(&o.retry_queue_arn)]}),
+            json!({"Records": [sqs(&o.presence_queue_arn), sqs(&o.retry_queue_arn)]}),
             json!({"Records": [{"eventSource": "aws:kinesis"}]}),
             json!({"Records": []}),
         ] {

@@ -188,7 +188,7 @@ async fn presence_and_notifications_a_device_forges_on_its_answer_topic_are_not_
     assert!(rollouts.jobs.lock().unwrap().is_empty());
 
     // Positive controls: the firmware bucket's own notification and IoT Core's own
-    // presence event are taken.
+    // presence event, from the presence queue, are taken.
     let notification = format!(
         "{}/../../tests/fixtures/s3-object-created.json",
         env!("CARGO_MANIFEST_DIR")
@@ -196,10 +196,16 @@ async fn presence_and_notifications_a_device_forges_on_its_answer_topic_are_not_
     let notification = serde_json::from_str(&std::fs::read_to_string(notification).unwrap());
     let outcome = run(notification.unwrap()).await.unwrap();
     assert!(matches!(outcome, Outcome::Firmware(_)), "{outcome:?}");
-    let outcome = run(json!({"hub_rule": "presence", "eventType": "connected",
-        "clientId": "victim", "timestamp": 1_795_428_001_234i64}))
+    let outcome = run(memory::presence_batch(&[json!({"eventType": "connected",
+        "clientId": "victim", "timestamp": 1_795_428_001_234i64})]))
     .await
     .unwrap();
-    assert_eq!(outcome, Outcome::Presence(fleet::Applied::Applied));
+    assert_eq!(
+        outcome,
+        Outcome::Presence(fleet::BatchOutcome {
+            applied: 1,
+            ..Default::default()
+        })
+    );
     assert!(registry.rows.lock().unwrap()["victim"].is_some());
 }

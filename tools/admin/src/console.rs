@@ -2,6 +2,11 @@
 //! console bucket, and beside it `config.json`, which tells the one build where this
 //! stack's API, socket and sign-in are. Hashed assets are cached for good; the page and
 //! its configuration are revalidated, so a new publish takes effect on the next load.
+//!
+//! The page is published with its content security policy in a `<meta>` tag: only the
+//! publisher knows this stack's socket and sign-in origins, and a tag in the page holds
+//! wherever it is served from (CloudFront on AWS, the local stack's console address). The
+//! distribution's response headers add what a tag cannot carry (`frame-ancestors`).
 
 use std::path::Path;
 
@@ -20,6 +25,54 @@ pub struct ConsoleConfig {
     pub client_id: String,
     /// The console's own root URL, where the sign-in returns.
     pub redirect_uri: String,
+}
+
+impl ConsoleConfig {
+    /// What the page may load and reach: its own files, the API, the socket and the
+    /// sign-in's token endpoint; no inline or injected scripts, no plugins, no `<base>`.
+    pub fn content_security_policy(&self) -> Result<String> {
+        let mut connect = vec!["'self'".to_owned()];
+        for (what, url) in [
+            ("API", &self.api_url),
+            ("socket", &self.realtime_url),
+            ("sign-in", &self.auth_url),
+        ] {
+            if url.is_empty() && what == "API" {
+                continue;
+            }
+            let origin = reqwest::Url::parse(url)
+                .with_context(|| format!("the {what} URL {url:?}"))?
+                .origin();
+            anyhow::ensure!(
+                origin.is_tuple(),
+                "the {what} URL {url:?} has no origin a policy can name"
+            );
+            let origin = origin.ascii_serialization();
+            if !connect.contains(&origin) {
+                connect.push(origin);
+            }
+        }
+        Ok(format!(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src {}; object-src 'none'; base-uri 'none'; form-action 'self'",
+            connect.join(" ")
+        ))
+    }
+}
+
+/// `index.html` with `policy` as the first element of its `<head>`, before anything the
+/// policy governs.
+pub fn with_policy(page: &str, policy: &str) -> Result<String> {
+    let head = page
+        .find("<head>")
+        .context("index.html has no <head> to hold the content security policy")?
+        + "<head>".len();
+    let escaped = policy.replace('&', "&amp;").replace('"', "&quot;");
+    Ok(format!(
+        "{}\n    <meta http-equiv=\"Content-Security-Policy\" content=\"{escaped}\" />{}",
+        &page[..head],
+        &page[head..]
+    ))
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -50,6 +103,7 @@ pub async fn publish(
             dist.display()
         );
     }
+    let policy = config.content_security_policy()?;
     let mut published = Published::default();
     for entry in walkdir::WalkDir::new(dist).sort_by_file_name() {
         let entry = entry.with_context(|| format!("reading {}", dist.display()))?;
@@ -67,8 +121,12 @@ pub async fn publish(
         if key == "config.json" {
             continue;
         }
-        let body = std::fs::read(entry.path())
+        let mut body = std::fs::read(entry.path())
             .with_context(|| format!("reading {}", entry.path().display()))?;
+        if key == "index.html" {
+            let page = String::from_utf8(body).context("index.html is not UTF-8")?;
+            body = with_policy(&page, &policy)?.into_bytes();
+        }
         published.bytes += body.len() as u64;
         put(s3, bucket, &key, body, &content_type(&key)).await?;
         published.files += 1;
@@ -127,6 +185,56 @@ mod tests {
         );
         assert_eq!(cache_control("index.html"), "no-cache");
         assert_eq!(cache_control("config.json"), "no-cache");
+    }
+
+    fn config(api_url: &str) -> ConsoleConfig {
+        ConsoleConfig {
+            api_url: api_url.into(),
+            realtime_url: "wss://abc123.execute-api.eu-west-1.amazonaws.com/live".into(),
+            auth_url: "https://hub.auth.eu-west-1.amazoncognito.com".into(),
+            client_id: "client".into(),
+            redirect_uri: "https://d1.cloudfront.net/".into(),
+        }
+    }
+
+    #[test]
+    fn the_policy_lets_the_page_reach_its_api_socket_and_sign_in_and_nothing_else() {
+        let policy = config("").content_security_policy().unwrap();
+        assert_eq!(
+            policy,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self' wss://abc123.execute-api.eu-west-1.amazonaws.com \
+             https://hub.auth.eu-west-1.amazoncognito.com; object-src 'none'; \
+             base-uri 'none'; form-action 'self'"
+        );
+        // An API elsewhere is named; one origin is named once (the local stack serves
+        // its socket and sign-in from one emulator, on two schemes).
+        let local = ConsoleConfig {
+            api_url: "http://127.0.0.1:4630/_aws/execute-api/x/$default".into(),
+            realtime_url: "ws://127.0.0.1:4630/_aws/execute-api/y/live".into(),
+            auth_url: "http://127.0.0.1:4630".into(),
+            ..config("")
+        };
+        assert!(local
+            .content_security_policy()
+            .unwrap()
+            .contains("connect-src 'self' http://127.0.0.1:4630 ws://127.0.0.1:4630;"));
+        let no_origin = ConsoleConfig {
+            realtime_url: "not a url".into(),
+            ..config("")
+        };
+        let err = no_origin.content_security_policy().unwrap_err();
+        assert!(format!("{err:#}").contains("socket URL"), "{err:#}");
+    }
+
+    #[test]
+    fn the_policy_is_the_first_thing_in_the_head() {
+        let page = "<!doctype html>\n<html>\n  <head>\n    <script type=\"module\" src=\"/assets/a.js\"></script>\n  </head>\n</html>\n";
+        let out = with_policy(page, "default-src 'self'; x-\"&").unwrap();
+        let meta = out.find("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; x-&quot;&amp;\" />").unwrap();
+        assert!(meta < out.find("<script").unwrap());
+        assert_eq!(out.replace("\n    <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; x-&quot;&amp;\" />", ""), page);
+        assert!(with_policy("<html><body></body></html>", "x").is_err());
     }
 
     #[test]

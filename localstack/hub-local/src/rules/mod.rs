@@ -374,9 +374,28 @@ mod template_rules {
     }
 
     #[test]
+    fn the_presence_rule_passes_on_the_event_as_published() {
+        // The fleet function tells presence by the queue the rule writes to, so the
+        // message is IoT Core's event untouched.
+        let statement = Statement::parse(&deployed_sql("PresenceRule")).unwrap();
+        let payload = br#"{"eventType":"connected","clientId":"d1","timestamp":5}"#;
+        let message = MessageContext {
+            topic: "$aws/events/presence/connected/d1",
+            payload,
+            client_id: "",
+            received_at_ms: 0,
+        };
+        let output: serde_json::Value =
+            serde_json::from_slice(&statement.evaluate(&message).unwrap().into_bytes()).unwrap();
+        assert_eq!(
+            output,
+            serde_json::from_slice::<serde_json::Value>(payload).unwrap()
+        );
+    }
+
+    #[test]
     fn platform_rules_name_themselves() {
         for (resource, name) in [
-            ("PresenceRule", "presence"),
             ("JobExecutionEventsRule", "job_execution"),
             ("JobEventsRule", "job"),
         ] {
